@@ -1,0 +1,166 @@
+"""
+The HTTP site: a body limit enforced while the body arrives, and one access
+line per request when asked for.
+"""
+
+import json
+import time
+from io import BytesIO
+
+from twisted.internet.interfaces import ITCPTransport
+from twisted.logger import Logger
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request, Site
+
+from session_daemon.errors import APIError, BadRequest, PayloadTooLarge
+
+_log = Logger()
+
+#: How long a refused connection is kept reading (and dropping) what the
+#: client still sends, so that it can read the refusal before we close.
+LINGER_SECONDS = 2.0
+
+
+def _raw_answer(error: APIError) -> bytes:
+    """A complete HTTP response refusing a request, closing its connection."""
+    body = json.dumps(error.as_json()).encode("utf-8")
+    reason = {413: b"Payload Too Large"}.get(error.status, b"Refused")
+    head = b"\r\n".join(
+        [
+            b"HTTP/1.1 %d %s" % (error.status, reason),
+            b"Content-Type: application/json",
+            b"Content-Length: %d" % (len(body),),
+            b"Connection: close",
+            b"",
+            b"",
+        ]
+    )
+    return head + body
+
+
+class BoundedChannel(HTTPChannel):
+    """An HTTP connection that can refuse a request before its body is read."""
+
+    _refused = False
+    _linger = None
+
+    def refuse(self, error: APIError) -> None:
+        """
+        Answer C{error} at once and close: the rest of the body is dropped as
+        it arrives, never buffered.
+        """
+        self._refused = True
+        self.setTimeout(None)
+        self.transport.write(_raw_answer(error))
+
+        if ITCPTransport.providedBy(self.transport):
+            # Closing while the client is still sending makes the kernel
+            # reset the connection, which can destroy the answer before the
+            # client reads it; so send our FIN, keep reading for a moment.
+            self.transport.loseWriteConnection()
+            self._linger = self.callLater(LINGER_SECONDS, self.transport.loseConnection)
+        else:
+            self.transport.loseConnection()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().dataReceived(data)
+
+    def connectionLost(self, reason) -> None:
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
+        super().connectionLost(reason)
+
+
+class BoundedRequest(Request):
+    """A request whose body may not be larger than its site's C{body_limit}."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.arrived = time.monotonic()
+        self._body_size = 0
+        self._refused = False
+
+    def gotLength(self, length) -> None:
+        if length is not None and length > self.channel.site.body_limit:
+            # No 100 Continue for a body we will not read.
+            self.requestHeaders.removeHeader(b"Expect")
+            self._refuse_body()
+            return
+        # The limit bounds the body, so it is kept in memory; Twisted would
+        # otherwise spill large bodies to a temporary file on the reactor.
+        self.content = BytesIO()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._body_size += len(data)
+        if self._body_size > self.channel.site.body_limit:
+            self.content = BytesIO()
+            self._refuse_body()
+            return
+        self.content.write(data)
+
+    def requestReceived(self, command, path, version) -> None:
+        if self._refused:
+            return
+        super().requestReceived(command, path, version)
+
+    def process(self) -> None:
+        try:
+            self.path.decode("utf-8")
+        except UnicodeDecodeError:
+            self._answer_now(BadRequest("the path is not valid UTF-8"))
+            return
+        super().process()
+
+    def _refuse_body(self) -> None:
+        limit = self.channel.site.body_limit
+        self._refused = True
+        self.channel.site.log_refusal(self.channel, 413)
+        self.channel.refuse(PayloadTooLarge(f"the body is larger than {limit} bytes"))
+
+    def _answer_now(self, error: APIError) -> None:
+        self.setResponseCode(error.status)
+        self.setHeader(b"Content-Type", b"application/json")
+        self.write(json.dumps(error.as_json()).encode("utf-8"))
+        self.finish()
+
+
+class SessionSite(Site):
+    """The site serving the API, with its body limit and access log."""
+
+    protocol = BoundedChannel
+    requestFactory = BoundedRequest
+    displayTracebacks = False
+    noisy = False
+
+    def __init__(self, resource, body_limit: int, access_log: bool = False):
+        super().__init__(resource)
+        self.body_limit = body_limit
+        self.access_log = access_log
+
+    def log(self, request) -> None:
+        """One line per answered request, if asked for: never headers or bodies."""
+        if not self.access_log:
+            return
+        _log.info(
+            "{method} {path} {status} {size}B {duration_ms:.1f}ms",
+            method=request.method.decode("ascii", "replace"),
+            path=request.path.decode("utf-8", "replace"),
+            status=request.code,
+            size=request.sentLength,
+            duration_ms=(time.monotonic() - request.arrived) * 1000,
+        )
+
+    def log_refusal(self, channel, status: int) -> None:
+        """The access line of a request refused before it was read."""
+        if not self.access_log:
+            return
+        _log.info(
+            "{method} {path} {status} refused before its body was read",
+            method=channel._command.decode("ascii", "replace"),
+            path=channel._path.decode("utf-8", "replace"),
+            status=status,
+        )

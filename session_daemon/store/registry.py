@@ -1,0 +1,42 @@
+"""Store descriptions (C{sqlite:instances/sessions.db}) and the stores they name."""
+
+import re
+
+from session_daemon.store.memory import MemoryStore
+from session_daemon.store.sqlite import SQLiteStore
+
+
+def _sqlite(rest: str, threads: int):
+    if not rest:
+        raise ValueError("a sqlite store needs a file path, as in sqlite:sessions.db")
+    return SQLiteStore(rest, threads=threads)
+
+
+def _memory(rest: str, threads: int):
+    return MemoryStore()
+
+
+#: Scheme -> function of (the text after the scheme, pool size) -> store.
+SCHEMES = {
+    "sqlite": _sqlite,
+    "memory": _memory,
+}
+
+
+def store_from_description(description: str, threads: int = 4):
+    """
+    Return the (not yet started) store that C{description} names, or raise
+    L{ValueError} saying what is wrong with it.
+    """
+    scheme, colon, rest = description.partition(":")
+    if not colon or scheme not in SCHEMES:
+        known = ", ".join(f"{name}:" for name in SCHEMES)
+        raise ValueError(
+            f"unknown store {redact(description)!r}; known schemes: {known}"
+        )
+    return SCHEMES[scheme](rest, threads)
+
+
+def redact(description: str) -> str:
+    """C{description} with the password of a URL's user part hidden."""
+    return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", description)

@@ -1,0 +1,114 @@
+"""
+The SQL every relational store shares: one table each for groups, instances
+and keys, and the operations on them as functions of a DB-API cursor.
+
+Queries are written with C{?} placeholders; L{Queries} rewrites them for a
+driver whose paramstyle differs.  The upserts (C{ON CONFLICT}) are understood
+by SQLite 3.24+ and PostgreSQL 9.5+ alike.
+"""
+
+from session_daemon.store import InstanceNotFound
+
+_QUERIES = {
+    "create_group": (
+        "INSERT INTO session_groups (name) VALUES (?) ON CONFLICT (name) DO NOTHING"
+    ),
+    "create_instance": (
+        "INSERT INTO session_instances (group_name, name) VALUES (?, ?) "
+        "ON CONFLICT (group_name, name) DO NOTHING"
+    ),
+    "instance_exists": (
+        "SELECT 1 FROM session_instances WHERE group_name = ? AND name = ?"
+    ),
+    "write_key": (
+        "INSERT INTO session_keys (group_name, instance_name, name, value) "
+        "VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (group_name, instance_name, name) "
+        "DO UPDATE SET value = excluded.value"
+    ),
+    "read_key": (
+        "SELECT value FROM session_keys "
+        "WHERE group_name = ? AND instance_name = ? AND name = ?"
+    ),
+    "delete_key": (
+        "DELETE FROM session_keys "
+        "WHERE group_name = ? AND instance_name = ? AND name = ?"
+    ),
+    "delete_instance_keys": (
+        "DELETE FROM session_keys WHERE group_name = ? AND instance_name = ?"
+    ),
+    "delete_instance": (
+        "DELETE FROM session_instances WHERE group_name = ? AND name = ?"
+    ),
+    "delete_group_keys": "DELETE FROM session_keys WHERE group_name = ?",
+    "delete_group_instances": "DELETE FROM session_instances WHERE group_name = ?",
+    "delete_group": "DELETE FROM session_groups WHERE name = ?",
+    "list_groups": "SELECT name FROM session_groups",
+    "list_instances": "SELECT name FROM session_instances WHERE group_name = ?",
+    "list_keys": (
+        "SELECT name FROM session_keys WHERE group_name = ? AND instance_name = ?"
+    ),
+    "check": "SELECT 1 FROM session_groups LIMIT 1",
+}
+
+
+class Queries:
+    """The shared queries and operations, for one driver's paramstyle."""
+
+    def __init__(self, placeholder: str = "?") -> None:
+        self._sql = {
+            name: query.replace("?", placeholder) for name, query in _QUERIES.items()
+        }
+
+    # Writes: run inside one transaction by a WriteQueue.
+
+    def create_group(self, cursor, group):
+        cursor.execute(self._sql["create_group"], (group,))
+
+    def create_instance(self, cursor, group, instance):
+        cursor.execute(self._sql["create_group"], (group,))
+        cursor.execute(self._sql["create_instance"], (group, instance))
+
+    def write_key(self, cursor, group, instance, key, value):
+        cursor.execute(self._sql["instance_exists"], (group, instance))
+        if cursor.fetchone() is None:
+            return InstanceNotFound(instance)
+        cursor.execute(self._sql["write_key"], (group, instance, key, value))
+
+    def delete_key(self, cursor, group, instance, key):
+        cursor.execute(self._sql["delete_key"], (group, instance, key))
+
+    def delete_instance(self, cursor, group, instance):
+        cursor.execute(self._sql["delete_instance_keys"], (group, instance))
+        cursor.execute(self._sql["delete_instance"], (group, instance))
+
+    def delete_group(self, cursor, group):
+        cursor.execute(self._sql["delete_group_keys"], (group,))
+        cursor.execute(self._sql["delete_group_instances"], (group,))
+        cursor.execute(self._sql["delete_group"], (group,))
+
+    # Reads.
+
+    def read_key(self, cursor, group, instance, key):
+        cursor.execute(self._sql["read_key"], (group, instance, key))
+        row = cursor.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def list_groups(self, cursor):
+        cursor.execute(self._sql["list_groups"])
+        return sorted(name for (name,) in cursor.fetchall())
+
+    def list_instances(self, cursor, group):
+        cursor.execute(self._sql["list_instances"], (group,))
+        return sorted(name for (name,) in cursor.fetchall())
+
+    def list_keys(self, cursor, group, instance):
+        cursor.execute(self._sql["instance_exists"], (group, instance))
+        if cursor.fetchone() is None:
+            raise InstanceNotFound(instance)
+        cursor.execute(self._sql["list_keys"], (group, instance))
+        return sorted(name for (name,) in cursor.fetchall())
+
+    def check(self, cursor):
+        cursor.execute(self._sql["check"])
+        cursor.fetchall()

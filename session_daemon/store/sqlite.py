@@ -1,0 +1,203 @@
+"""The embedded store: one SQLite database file in WAL mode."""
+
+import os
+import sqlite3
+
+from twisted.application.service import Service
+from twisted.enterprise.adbapi import ConnectionPool
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from session_daemon.store import ISessionStore, KeyNotFound, StoreError
+from session_daemon.store.batch import WriteQueue
+from session_daemon.store.sql import Queries
+
+_log = Logger()
+
+#: Each schema version and the statements that lead to it from the one before.
+MIGRATIONS = {
+    1: [
+        "CREATE TABLE session_groups (name TEXT NOT NULL PRIMARY KEY)",
+        "CREATE TABLE session_instances ("
+        " group_name TEXT NOT NULL,"
+        " name TEXT NOT NULL,"
+        " PRIMARY KEY (group_name, name))",
+        "CREATE TABLE session_keys ("
+        " group_name TEXT NOT NULL,"
+        " instance_name TEXT NOT NULL,"
+        " name TEXT NOT NULL,"
+        " value BLOB NOT NULL,"
+        " PRIMARY KEY (group_name, instance_name, name))",
+    ],
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+_queries = Queries("?")
+
+
+def migrate(path: str) -> int:
+    """
+    Create or upgrade the database at C{path} to L{SCHEMA_VERSION}; return
+    the version it had.  The version lives in SQLite's C{user_version}.
+    """
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("BEGIN IMMEDIATE")
+        found = connection.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            connection.execute("ROLLBACK")
+            raise StoreError(
+                f"{path} has schema version {found}, newer than this "
+                f"release's {SCHEMA_VERSION}; run a newer session-worker"
+            )
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version]:
+                connection.execute(statement)
+        connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        connection.execute("COMMIT")
+        return found
+    finally:
+        connection.close()
+
+
+def _configure(connection) -> None:
+    # FULL: a 204 is only sent once the commit is on disk, so an
+    # acknowledged write survives a power cut, not only a process crash.
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA busy_timeout=5000")
+
+
+@implementer(ISessionStore)
+class SQLiteStore(Service):
+    """
+    Groups, instances and keys in one SQLite file.
+
+    Reads go through a pool of C{threads} connections; writes go through a
+    single connection that commits them in batches (L{WriteQueue}), so that
+    writers never wait on each other and, WAL being on, readers never wait
+    on writers.
+    """
+
+    backend = "sqlite"
+
+    def __init__(self, path: str, threads: int = 4, reactor=None) -> None:
+        self.path = path
+        self.description = f"sqlite:{path}"
+        self._threads = threads
+        self._reactor = reactor
+        self._readers = None
+        self._writer = None
+        self._writes = None
+
+    def startService(self) -> None:
+        """Create the file and its folder if needed, migrate it, open pools."""
+        # Done before serving and before the reactor runs under twistd, so
+        # that a store that cannot be opened stops the start with its reason
+        # rather than leaving a worker that refuses every request.
+        try:
+            folder = os.path.dirname(os.path.abspath(self.path))
+            os.makedirs(folder, exist_ok=True)
+            found = migrate(self.path)
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot open {self.description}: {e}") from None
+        if found < SCHEMA_VERSION:
+            _log.info(
+                "SQLite store {path} migrated from schema {found} to {version}",
+                path=self.path,
+                found=found,
+                version=SCHEMA_VERSION,
+            )
+
+        common = dict(
+            check_same_thread=False,
+            isolation_level=None,
+            cp_openfun=_configure,
+            cp_noisy=False,
+        )
+        if self._reactor is not None:
+            common["cp_reactor"] = self._reactor
+        self._readers = ConnectionPool(
+            "sqlite3", self.path, cp_min=1, cp_max=self._threads, **common
+        )
+        self._writer = ConnectionPool(
+            "sqlite3", self.path, cp_min=1, cp_max=1, **common
+        )
+        self._writes = WriteQueue(self._writer, self.backend, begin="BEGIN IMMEDIATE")
+        super().startService()
+
+    def stopService(self) -> Deferred:
+        """Let queued writes commit, then close both pools."""
+        super().stopService()
+        d = self._writes.drain()
+        d.addCallback(lambda _: self._close_pools())
+        return d
+
+    def _close_pools(self) -> None:
+        self._readers.close()
+        self._writer.close()
+
+    # Writes.
+
+    def create_group(self, group) -> Deferred:
+        return self._writes.submit(_queries.create_group, group)
+
+    def delete_group(self, group) -> Deferred:
+        return self._writes.submit(_queries.delete_group, group)
+
+    def create_instance(self, group, instance) -> Deferred:
+        return self._writes.submit(_queries.create_instance, group, instance)
+
+    def delete_instance(self, group, instance) -> Deferred:
+        return self._writes.submit(_queries.delete_instance, group, instance)
+
+    def write_key(self, group, instance, key, value) -> Deferred:
+        return self._writes.submit(_queries.write_key, group, instance, key, value)
+
+    def delete_key(self, group, instance, key) -> Deferred:
+        return self._writes.submit(_queries.delete_key, group, instance, key)
+
+    # Reads.
+
+    def list_groups(self) -> Deferred:
+        return self._read(_queries.list_groups)
+
+    def list_instances(self, group) -> Deferred:
+        return self._read(_queries.list_instances, group)
+
+    def list_keys(self, group, instance) -> Deferred:
+        return self._read(_queries.list_keys, group, instance)
+
+    def read_key(self, group, instance, key) -> Deferred:
+        d = self._read(_queries.read_key, group, instance, key)
+        d.addCallback(_found, key)
+        return d
+
+    def check(self) -> Deferred:
+        return self._read(_queries.check)
+
+    def _read(self, operation, *args) -> Deferred:
+        d = self._readers.runWithConnection(_with_cursor, operation, *args)
+        d.addErrback(self._failed, operation.__name__)
+        return d
+
+    def _failed(self, failure, what: str):
+        if not failure.check(sqlite3.Error):
+            return failure
+        _log.failure("SQLite {what} failed", failure, what=what)
+        raise StoreError(f"sqlite {what} failed")
+
+
+def _found(value, key):
+    if value is None:
+        raise KeyNotFound(key)
+    return value
+
+
+def _with_cursor(connection, operation, *args):
+    cursor = connection.cursor()
+    try:
+        return operation(cursor, *args)
+    finally:
+        cursor.close()

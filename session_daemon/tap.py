@@ -1,0 +1,49 @@
+"""Wiring for twistd: the command-line options and the service they make."""
+
+import os
+
+from twisted.internet import reactor
+from twisted.internet.endpoints import serverFromString
+from twisted.python import usage
+
+from session_daemon.config import SETTINGS, ConfigError, read_dotenv, resolve
+from session_daemon.service import ListeningService, WorkerService
+from session_daemon.site import SessionSite
+from session_daemon.store.registry import store_from_description
+from session_daemon.web import SessionAPI
+
+
+class Options(usage.Options):
+    """Flags for ``twistd session-worker``; each beats its environment variable."""
+
+    optParameters = [
+        [s.name, None, None, f"{s.help} [env: {s.variable}]"] for s in SETTINGS
+    ]
+
+    def postOptions(self) -> None:
+        flags = {s.name: self[s.name] for s in SETTINGS}
+        try:
+            self.settings = resolve(flags, os.environ, read_dotenv())
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+    def parseOptions(self, options=None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if self.parent is None:
+                raise
+            # Under twistd, a UsageError prints twistd's whole help before the
+            # reason; an operator should see the reason alone.
+            raise SystemExit(f"session-worker: {e}") from None
+
+
+def makeService(options: Options) -> WorkerService:
+    """The worker: its store, and the API served over it."""
+    settings = options.settings
+    store = store_from_description(settings.store, settings.store_pool_size)
+    api = SessionAPI(store, settings.token.encode("utf-8"), settings.body_limit)
+    site = SessionSite(api.resource(), settings.body_limit, settings.http_logs)
+    endpoint = serverFromString(reactor, settings.listen)
+    listening = ListeningService(endpoint, site, settings.listen)
+    return WorkerService(settings, store, listening)
