@@ -1,0 +1,99 @@
+"""Fixtures shared by the tests: every store backend, ready to use."""
+
+import os
+import sqlite3
+
+import pytest
+import pytest_twisted
+from twisted.internet.defer import maybeDeferred
+
+from session_daemon.store.memory import MemoryStore
+from session_daemon.store.sqlite import SQLiteStore
+
+
+class Backend:
+    """How the store suite opens, breaks and reopens one kind of store."""
+
+    name = "?"
+    persistent = True
+
+    def __init__(self, tmp_path) -> None:
+        self.tmp_path = tmp_path
+
+    def open(self):
+        """A new, not yet started store; reopening keeps the same data."""
+        raise NotImplementedError
+
+    def break_store(self, store) -> None:
+        """Make every later operation of C{store} fail as a real fault would."""
+        raise NotImplementedError
+
+
+class MemoryBackend(Backend):
+    name = "memory"
+    persistent = False
+
+    def open(self):
+        return MemoryStore()
+
+    def break_store(self, store) -> None:
+        store.broken = True
+
+
+class SQLiteBackend(Backend):
+    name = "sqlite"
+
+    def open(self):
+        return SQLiteStore(str(self.tmp_path / "db" / "sessions.db"), threads=2)
+
+    def break_store(self, store) -> None:
+        # What a lost or replaced database looks like to the worker: its
+        # tables are gone.
+        connection = sqlite3.connect(store.path)
+        for table in ("session_keys", "session_instances", "session_groups"):
+            connection.execute(f"DROP TABLE {table}")
+        connection.commit()
+        connection.close()
+
+
+#: Every backend the store suite runs against; later backends add themselves.
+BACKENDS = [MemoryBackend, SQLiteBackend]
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda backend: backend.name)
+def backend(request, tmp_path):
+    return request.param(tmp_path)
+
+
+@pytest.fixture(
+    params=[b for b in BACKENDS if b.persistent], ids=lambda backend: backend.name
+)
+def persistent_backend(request, tmp_path):
+    """Each backend that keeps its data across a restart."""
+    return request.param(tmp_path)
+
+
+@pytest.fixture
+def store(backend):
+    """A started store of each backend, stopped after the test."""
+    started = backend.open()
+    started.startService()
+    yield started
+    if started.running:
+        pytest_twisted.blockon(maybeDeferred(started.stopService))
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch):
+    """An environment without the worker's variables, so tests set their own."""
+    for name in list(os.environ):
+        if name in {
+            "GLOBAL_AUTH_TOKEN",
+            "BODY_SIZE",
+            "HTTP_LOGS",
+            "LISTEN",
+            "PORT",
+            "STORE",
+            "STORE_POOL_SIZE",
+        }:
+            monkeypatch.delenv(name)
