@@ -31,7 +31,7 @@ LIST_INSTANCES = "list-instances"
 class _Rest(BaseConverter):
     """Everything after a prefix, slashes and emptiness included."""
 
-    regex = ".*"
+    regex = r"[\s\S]*"
     part_isolating = False
 
 
