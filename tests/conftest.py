@@ -9,6 +9,7 @@ from twisted.internet.defer import maybeDeferred
 
 from session_daemon.store.memory import MemoryStore
 from session_daemon.store.sqlite import SQLiteStore
+from tests import postgres
 
 
 class Backend:
@@ -56,8 +57,34 @@ class SQLiteBackend(Backend):
         connection.close()
 
 
+class PostgreSQLBackend(Backend):
+    name = "postgresql"
+
+    def __init__(self, tmp_path) -> None:
+        super().__init__(tmp_path)
+        # One database per run; each test starts it without tables.
+        self.url = postgres.database_url()
+        postgres.allow_connections()
+        postgres.empty(self.url)
+
+    def open(self):
+        from session_daemon.store.postgresql import PostgreSQLStore
+
+        return PostgreSQLStore(self.url, pool_size=2)
+
+    def break_store(self, store) -> None:
+        # The database goes away: the store's sessions are ended and new
+        # ones refused, until the next test lets them in again.
+        postgres.refuse_connections()
+
+
 #: Every backend the store suite runs against; later backends add themselves.
-BACKENDS = [MemoryBackend, SQLiteBackend]
+BACKENDS = [MemoryBackend, SQLiteBackend, PostgreSQLBackend]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop the run's own PostgreSQL database, if it made one."""
+    postgres.drop_database()
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda backend: backend.name)

@@ -22,13 +22,26 @@ class WriteQueue:
     returns its result, or an exception instance for an expected refusal
     (which fails only its own Deferred).  An unexpected error rolls back the
     whole batch and fails every operation in it with L{StoreError}.
+
+    A database shared with other writers may abort a transaction that met a
+    concurrent one (a deadlock, a serialization failure); C{retry_if} tells
+    such failures apart, and the batch is then run again, up to C{attempts}
+    times in all.  Operations must therefore be safe to run again.
     """
 
     def __init__(
-        self, pool, backend: str, begin: str | None = None, max_batch: int = 256
+        self,
+        pool,
+        backend: str,
+        begin: str | None = None,
+        max_batch: int = 256,
+        retry_if=None,
+        attempts: int = 3,
     ) -> None:
         self._pool = pool
         self._begin = begin
+        self._retry_if = retry_if
+        self._attempts = attempts
         self._backend = backend
         self._max_batch = max_batch
         self._waiting: deque = deque()
@@ -65,9 +78,26 @@ class WriteQueue:
         batch = [self._waiting.popleft() for _ in range(count)]
         operations = [(operation, args) for operation, args, _ in batch]
 
-        d = self._pool.runInteraction(_apply, self._begin, operations)
+        d = self._transaction(operations, self._attempts)
         d.addCallbacks(self._committed, self._failed, (batch,), None, (batch,))
         d.addBoth(lambda _: self._run_next())
+
+    def _transaction(self, operations, attempts: int) -> Deferred:
+        d = self._pool.runInteraction(_apply, self._begin, operations)
+        if self._retry_if is not None and attempts > 1:
+            d.addErrback(self._retry, operations, attempts - 1)
+        return d
+
+    def _retry(self, failure, operations, attempts: int):
+        if not self._retry_if(failure):
+            return failure
+        _log.info(
+            "A {backend} write transaction met a concurrent one ({reason}); "
+            "running it again",
+            backend=self._backend,
+            reason=failure.type.__name__,
+        )
+        return self._transaction(operations, attempts)
 
     def _committed(self, results, batch) -> None:
         for (_, _, done), result in zip(batch, results, strict=True):

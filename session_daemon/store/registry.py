@@ -1,6 +1,7 @@
 """Store descriptions (C{sqlite:instances/sessions.db}) and the stores they name."""
 
 import re
+from functools import partial
 
 from session_daemon.store.memory import MemoryStore
 from session_daemon.store.sqlite import SQLiteStore
@@ -16,10 +17,19 @@ def _memory(rest: str, threads: int):
     return MemoryStore()
 
 
+def _postgresql(scheme: str, rest: str, threads: int):
+    # Imported here so that only workers that use PostgreSQL load its driver.
+    from session_daemon.store.postgresql import PostgreSQLStore
+
+    return PostgreSQLStore(f"{scheme}:{rest}", pool_size=threads)
+
+
 #: Scheme -> function of (the text after the scheme, pool size) -> store.
 SCHEMES = {
     "sqlite": _sqlite,
     "memory": _memory,
+    "postgresql": partial(_postgresql, "postgresql"),
+    "postgres": partial(_postgresql, "postgres"),
 }
 
 

@@ -4,7 +4,11 @@ and keys, and the operations on them as functions of a DB-API cursor.
 
 Queries are written with C{?} placeholders; L{Queries} rewrites them for a
 driver whose paramstyle differs.  The upserts (C{ON CONFLICT}) are understood
-by SQLite 3.24+ and PostgreSQL 9.5+ alike.
+by SQLite 3.24+ and PostgreSQL 9.5+ alike.  A server database shared by
+several workers passes a row-lock clause (C{FOR KEY SHARE}) so that a key
+write holds its instance until it commits, and says whether its foreign keys
+cascade deletes (then removing an instance or group is one statement, taking
+the instance's lock before its keys', the order writers take them in).
 """
 
 from session_daemon.store import InstanceNotFound
@@ -55,10 +59,16 @@ _QUERIES = {
 class Queries:
     """The shared queries and operations, for one driver's paramstyle."""
 
-    def __init__(self, placeholder: str = "?") -> None:
+    def __init__(
+        self, placeholder: str = "?", instance_lock: str = "", cascade: bool = False
+    ) -> None:
+        self._cascade = cascade
         self._sql = {
             name: query.replace("?", placeholder) for name, query in _QUERIES.items()
         }
+        self._sql["lock_instance"] = (
+            f"{self._sql['instance_exists']} {instance_lock}".rstrip()
+        )
 
     # Writes: run inside one transaction by a WriteQueue.
 
@@ -70,7 +80,7 @@ class Queries:
         cursor.execute(self._sql["create_instance"], (group, instance))
 
     def write_key(self, cursor, group, instance, key, value):
-        cursor.execute(self._sql["instance_exists"], (group, instance))
+        cursor.execute(self._sql["lock_instance"], (group, instance))
         if cursor.fetchone() is None:
             return InstanceNotFound(instance)
         cursor.execute(self._sql["write_key"], (group, instance, key, value))
@@ -79,12 +89,14 @@ class Queries:
         cursor.execute(self._sql["delete_key"], (group, instance, key))
 
     def delete_instance(self, cursor, group, instance):
-        cursor.execute(self._sql["delete_instance_keys"], (group, instance))
+        if not self._cascade:
+            cursor.execute(self._sql["delete_instance_keys"], (group, instance))
         cursor.execute(self._sql["delete_instance"], (group, instance))
 
     def delete_group(self, cursor, group):
-        cursor.execute(self._sql["delete_group_keys"], (group,))
-        cursor.execute(self._sql["delete_group_instances"], (group,))
+        if not self._cascade:
+            cursor.execute(self._sql["delete_group_keys"], (group,))
+            cursor.execute(self._sql["delete_group_instances"], (group,))
         cursor.execute(self._sql["delete_group"], (group,))
 
     # Reads.
