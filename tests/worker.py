@@ -15,9 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 #: How the tests start the worker: twistd from this interpreter's Twisted.
 TWISTD = [
     sys.executable,
-    "-m",
-    "twisted",
-    "twistd",
+    "-c",
+    "from twisted.scripts.twistd import run; run()",
     "-n",
     "--pidfile=",
     "session-worker",
