@@ -13,6 +13,8 @@ from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from session_daemon.errors import APIError, BadRequest, PayloadTooLarge
+from session_daemon.metrics import UNMATCHED
+from session_daemon.web import route_of_path
 
 _log = Logger()
 
@@ -76,6 +78,9 @@ class BoundedChannel(HTTPChannel):
 class BoundedRequest(Request):
     """A request whose body may not be larger than its site's C{body_limit}."""
 
+    #: The route template the app matched, for metrics; the app sets it.
+    route = UNMATCHED
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.arrived = time.monotonic()
@@ -118,7 +123,7 @@ class BoundedRequest(Request):
     def _refuse_body(self) -> None:
         limit = self.channel.site.body_limit
         self._refused = True
-        self.channel.site.log_refusal(self.channel, 413)
+        self.channel.site.log_refusal(self, 413)
         self.channel.refuse(PayloadTooLarge(f"the body is larger than {limit} bytes"))
 
     def _answer_now(self, error: APIError) -> None:
@@ -136,13 +141,24 @@ class SessionSite(Site):
     displayTracebacks = False
     noisy = False
 
-    def __init__(self, resource, body_limit: int, access_log: bool = False):
+    def __init__(
+        self, resource, body_limit: int, access_log: bool = False, metrics=None
+    ):
         super().__init__(resource)
         self.body_limit = body_limit
         self.access_log = access_log
+        self.metrics = metrics
 
     def log(self, request) -> None:
-        """One line per answered request, if asked for: never headers or bodies."""
+        """
+        Count every answered request, and log one line for it if asked for:
+        never headers or bodies.
+        """
+        duration = time.monotonic() - request.arrived
+        if self.metrics is not None:
+            self.metrics.request_answered(
+                request.route, request.method, request.code, duration
+            )
         if not self.access_log:
             return
         _log.info(
@@ -151,11 +167,20 @@ class SessionSite(Site):
             path=request.path.decode("utf-8", "replace"),
             status=request.code,
             size=request.sentLength,
-            duration_ms=(time.monotonic() - request.arrived) * 1000,
+            duration_ms=duration * 1000,
         )
 
-    def log_refusal(self, channel, status: int) -> None:
-        """The access line of a request refused before it was read."""
+    def log_refusal(self, request, status: int) -> None:
+        """Count, and log if asked for, a request refused before it was read."""
+        # The request line is known, but the request itself was never made.
+        channel = request.channel
+        if self.metrics is not None:
+            self.metrics.request_answered(
+                route_of_path(channel._path),
+                channel._command,
+                status,
+                time.monotonic() - request.arrived,
+            )
         if not self.access_log:
             return
         _log.info(

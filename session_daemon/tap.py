@@ -7,8 +7,10 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
 from session_daemon.config import SETTINGS, ConfigError, read_dotenv, resolve
+from session_daemon.metrics import WorkerMetrics
 from session_daemon.service import ListeningService, WorkerService
 from session_daemon.site import SessionSite
+from session_daemon.store.measured import MeasuredStore
 from session_daemon.store.registry import store_from_description
 from session_daemon.web import SessionAPI
 
@@ -42,8 +44,13 @@ def makeService(options: Options) -> WorkerService:
     """The worker: its store, and the API served over it."""
     settings = options.settings
     store = store_from_description(settings.store, settings.store_pool_size)
-    api = SessionAPI(store, settings.token.encode("utf-8"), settings.body_limit)
-    site = SessionSite(api.resource(), settings.body_limit, settings.http_logs)
+    metrics = WorkerMetrics()
+    # The API reaches every backend through the same measuring wrapper; the
+    # service still starts and stops the store itself.
+    measured = MeasuredStore(store, metrics)
+    token = settings.token.encode("utf-8")
+    api = SessionAPI(measured, token, settings.body_limit, metrics)
+    site = SessionSite(api.resource(), settings.body_limit, settings.http_logs, metrics)
     endpoint = serverFromString(reactor, settings.listen)
     listening = ListeningService(endpoint, site, settings.listen)
     return WorkerService(settings, store, listening)

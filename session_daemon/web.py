@@ -19,6 +19,7 @@ from session_daemon.errors import (
     Unauthorized,
     Unavailable,
 )
+from session_daemon.metrics import CONTENT_TYPE, UNMATCHED, WorkerMetrics
 from session_daemon.names import check_name, decode_segment
 from session_daemon.store import InstanceNotFound, KeyNotFound, StoreError
 
@@ -26,6 +27,16 @@ _log = Logger()
 
 #: The one instance name that, under GET, lists the group instead.
 LIST_INSTANCES = "list-instances"
+
+#: The route template of a /session path, by its number of name segments:
+#: what metrics label a request with, never the names themselves.
+SESSION_ROUTES = (
+    "/session",
+    "/session/{group}",
+    "/session/{group}/{instance}",
+    "/session/{group}/{instance}/{key}",
+)
+LIST_ROUTE = "/session/{group}/list-instances"
 
 
 class _Rest(BaseConverter):
@@ -66,6 +77,7 @@ class SessionAPI:
     store: object
     token: bytes = field(repr=False)
     body_limit: int = 5 * 1024 * 1024
+    metrics: WorkerMetrics = field(factory=WorkerMetrics, repr=False)
 
     router: ClassVar[Klein] = Klein()
     router.url_map.converters["rest"] = _Rest
@@ -79,17 +91,27 @@ class SessionAPI:
     @router.route("/ping", methods=["GET", "OPTIONS"])
     def ping(self, request) -> bytes:
         """The API servers' liveness probe: the body must be exactly C{pong}."""
+        request.route = "/ping"
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
         return b"pong"
 
     @router.route("/health", methods=["GET"])
     async def health(self, request) -> bytes:
         """200 while the store answers, 503 when it does not."""
+        request.route = "/health"
         try:
             await self.store.check()
         except StoreError:
             return _json(request, {"status": "unavailable"}, 503)
         return _json(request, {"status": "ok"})
+
+    @router.route("/metrics", methods=["GET"])
+    def scrape(self, request) -> bytes:
+        """The worker's series for Prometheus, behind the apikey."""
+        request.route = "/metrics"
+        self._authorise(request, bearer=True)
+        request.setHeader(b"Content-Type", CONTENT_TYPE.encode("ascii"))
+        return self.metrics.exposition()
 
     # The /session routes, dispatched by hand: see _session_path.
 
@@ -97,6 +119,7 @@ class SessionAPI:
     async def session(self, request, rest) -> bytes:
         """Every C{/session} route: authorise, match, then act."""
         segments = _session_path(request.path)
+        request.route = session_route(segments)
         self._authorise(request)
 
         method = request.method.decode("ascii", "replace")
@@ -109,8 +132,11 @@ class SessionAPI:
             )
         return await actions[method](request, *segments)
 
-    def _authorise(self, request) -> None:
+    def _authorise(self, request, bearer: bool = False) -> None:
         given = request.getHeader(b"apikey")
+        if given is None and bearer:
+            # Prometheus sends its credentials this way.
+            given = _bearer_token(request.getHeader(b"Authorization"))
         if given is None:
             raise Unauthorized("the apikey header is missing")
         if not hmac.compare_digest(given, self.token):
@@ -209,6 +235,9 @@ class SessionAPI:
 
     @router.handle_errors(routing.MethodNotAllowed)
     def wrong_method(self, request, failure) -> bytes:
+        # No handler ran to name the route; a wrong method is still counted
+        # under the route it was sent to.
+        request.route = route_of_path(request.path)
         method = request.method.decode("ascii", "replace")
         allowed = tuple(sorted(failure.value.valid_methods or ()))
         return _refusal(
@@ -252,6 +281,39 @@ def _session_path(path: bytes) -> list[bytes]:
     if not rest.startswith(b"/"):
         raise routing.NotFound()
     return rest[1:].split(b"/", 2)
+
+
+def session_route(segments: list[bytes]) -> str:
+    """The route template of a /session path split by L{_session_path}."""
+    if len(segments) == 2 and segments[1] == LIST_INSTANCES.encode():
+        return LIST_ROUTE
+    return SESSION_ROUTES[len(segments)]
+
+
+def route_of_path(path: bytes) -> str:
+    """
+    The route template of a raw path, for requests refused before the app
+    saw them (a body over the limit).
+    """
+    path = path.split(b"?", 1)[0]
+    if path in (b"/ping", b"/health", b"/metrics"):
+        return path.decode("ascii")
+    if path.startswith(b"/session"):
+        try:
+            return session_route(_session_path(path))
+        except routing.NotFound:
+            pass
+    return UNMATCHED
+
+
+def _bearer_token(authorization: bytes | None) -> bytes | None:
+    """The token of an C{Authorization: Bearer <token>} header, if any."""
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def _key_names(raw_group, raw_instance, raw_key) -> tuple[str, str, str]:
