@@ -1,6 +1,7 @@
 """The services a worker is made of: its store, then its listening site."""
 
 from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred, ensureDeferred, maybeDeferred
 from twisted.logger import Logger
 
 from session_daemon import __version__
@@ -12,10 +13,13 @@ _log = Logger()
 class ListeningService(Service):
     """Listens on an endpoint with a factory while running."""
 
-    def __init__(self, endpoint, factory, description: str) -> None:
+    def __init__(
+        self, endpoint, factory, description: str, drain_seconds: float = 10.0
+    ) -> None:
         self.endpoint = endpoint
         self.factory = factory
         self.description = description
+        self.drain_seconds = drain_seconds
         self.port = None
 
     def startService(self) -> None:
@@ -34,12 +38,24 @@ class ListeningService(Service):
         self.port = port
         _log.info("Listening on {address}", address=port.getHost())
 
-    def stopService(self):
-        """Stop listening; connections in flight are left to finish."""
+    def stopService(self) -> Deferred:
+        """Stop listening, then give the requests in flight time to finish."""
         super().stopService()
-        if self.port is not None:
-            return self.port.stopListening()
-        return None
+        stopped = maybeDeferred(self.port.stopListening) if self.port else None
+        if stopped is None:
+            return maybeDeferred(lambda: None)
+        stopped.addCallback(lambda _: self._drain())
+        return stopped
+
+    def _drain(self):
+        in_flight = getattr(self.factory, "in_flight", 0)
+        if in_flight:
+            _log.info(
+                "Waiting up to {seconds}s for {count} requests in flight",
+                seconds=self.drain_seconds,
+                count=in_flight,
+            )
+        return ensureDeferred(self.factory.drain(self.drain_seconds))
 
 
 class WorkerService(MultiService):
@@ -67,3 +83,13 @@ class WorkerService(MultiService):
             super().startService()
         except StoreError as e:
             raise SystemExit(f"session-worker: {e}") from None
+
+    def stopService(self) -> Deferred:
+        """Stop taking requests, let those in flight finish, then close the store."""
+        # MultiService would stop both at once; the store must outlive the
+        # requests that still use it.
+        Service.stopService(self)
+        d = maybeDeferred(self.listening.stopService)
+        d.addCallback(lambda _: self.store.stopService())
+        d.addCallback(lambda _: _log.info("session-worker stopped"))
+        return d

@@ -7,6 +7,8 @@ import json
 import time
 from io import BytesIO
 
+from twisted.internet import reactor as global_reactor
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import ITCPTransport
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
@@ -69,10 +71,15 @@ class BoundedChannel(HTTPChannel):
             return
         super().dataReceived(data)
 
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        self.site.connection_opened(self)
+
     def connectionLost(self, reason) -> None:
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
         super().connectionLost(reason)
+        self.site.connection_closed(self)
 
 
 class BoundedRequest(Request):
@@ -86,6 +93,9 @@ class BoundedRequest(Request):
         self.arrived = time.monotonic()
         self._body_size = 0
         self._refused = False
+        site = getattr(self.channel, "site", None)
+        if site is not None:
+            site.request_started(self)
 
     def gotLength(self, length) -> None:
         if length is not None and length > self.channel.site.body_limit:
@@ -133,6 +143,11 @@ class BoundedRequest(Request):
         self.finish()
 
 
+def _give_up(result, timeout):
+    """A wait that timed out is over all the same."""
+    return None
+
+
 class SessionSite(Site):
     """The site serving the API, with its body limit and access log."""
 
@@ -148,6 +163,55 @@ class SessionSite(Site):
         self.body_limit = body_limit
         self.access_log = access_log
         self.metrics = metrics
+        self.in_flight = 0
+        self._idle: list[Deferred] = []
+        if metrics is not None:
+            # Read when scraped: the hot path keeps a plain counter.
+            metrics.in_flight.set_function(lambda: self.in_flight)
+        self._connections: set[BoundedChannel] = set()
+        self._all_closed: list[Deferred] = []
+
+    def connection_opened(self, channel) -> None:
+        self._connections.add(channel)
+
+    def connection_closed(self, channel) -> None:
+        self._connections.discard(channel)
+        if not self._connections:
+            closed, self._all_closed = self._all_closed, []
+            for d in closed:
+                d.callback(None)
+
+    def request_started(self, request) -> None:
+        """Count C{request} as in flight until it is answered or abandoned."""
+        self.in_flight += 1
+        request.notifyFinish().addBoth(self._request_ended)
+
+    def _request_ended(self, _) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            idle, self._idle = self._idle, []
+            for d in idle:
+                d.callback(None)
+
+    async def drain(self, timeout: float, reactor=None) -> None:
+        """
+        Let the requests in flight finish (for up to C{timeout} seconds),
+        then close every connection once its answers are sent.
+        """
+        reactor = reactor or global_reactor
+        if self.in_flight:
+            idle = Deferred()
+            self._idle.append(idle)
+            await idle.addTimeout(timeout, reactor, onTimeoutCancel=_give_up)
+
+        # The reactor would drop open connections, answers still buffered
+        # in them included; closing them ourselves sends those first.
+        if self._connections:
+            closed = Deferred()
+            self._all_closed.append(closed)
+            for channel in list(self._connections):
+                channel.transport.loseConnection()
+            await closed.addTimeout(LINGER_SECONDS, reactor, onTimeoutCancel=_give_up)
 
     def log(self, request) -> None:
         """
