@@ -1,12 +1,14 @@
 """Fixtures shared by the tests: every store backend, ready to use."""
 
 import os
+import shutil
 import sqlite3
 
 import pytest
 import pytest_twisted
 from twisted.internet.defer import maybeDeferred
 
+from session_daemon.store.files import FilesStore
 from session_daemon.store.memory import MemoryStore
 from session_daemon.store.sqlite import SQLiteStore
 from tests import postgres
@@ -78,8 +80,22 @@ class PostgreSQLBackend(Backend):
         postgres.refuse_connections()
 
 
+class FilesBackend(Backend):
+    name = "files"
+
+    def open(self):
+        return FilesStore(str(self.tmp_path / "files"), threads=2)
+
+    def break_store(self, store) -> None:
+        # What an unmounted or replaced volume looks like to the worker: the
+        # root folder is gone and a file stands in its place.
+        shutil.rmtree(store.root)
+        with open(store.root, "w") as file:
+            file.write("not a folder")
+
+
 #: Every backend the store suite runs against; later backends add themselves.
-BACKENDS = [MemoryBackend, SQLiteBackend, PostgreSQLBackend]
+BACKENDS = [MemoryBackend, SQLiteBackend, PostgreSQLBackend, FilesBackend]
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -3,6 +3,7 @@
 import re
 from functools import partial
 
+from session_daemon.store.files import FilesStore
 from session_daemon.store.memory import MemoryStore
 from session_daemon.store.sqlite import SQLiteStore
 
@@ -17,6 +18,12 @@ def _memory(rest: str, threads: int):
     return MemoryStore()
 
 
+def _files(rest: str, threads: int):
+    if not rest:
+        raise ValueError("a files store needs a folder, as in files:instances")
+    return FilesStore(rest, threads=threads)
+
+
 def _postgresql(scheme: str, rest: str, threads: int):
     # Imported here so that only workers that use PostgreSQL load its driver.
     from session_daemon.store.postgresql import PostgreSQLStore
@@ -28,6 +35,7 @@ def _postgresql(scheme: str, rest: str, threads: int):
 SCHEMES = {
     "sqlite": _sqlite,
     "memory": _memory,
+    "files": _files,
     "postgresql": partial(_postgresql, "postgresql"),
     "postgres": partial(_postgresql, "postgres"),
 }
