@@ -27,6 +27,8 @@ class WriteQueue:
     concurrent one (a deadlock, a serialization failure); C{retry_if} tells
     such failures apart, and the batch is then run again, up to C{attempts}
     times in all.  Operations must therefore be safe to run again.
+    Failures of the C{quiet} types (a database that is away) are logged in
+    one line each rather than with a traceback, which would bury the log.
     """
 
     def __init__(
@@ -37,7 +39,9 @@ class WriteQueue:
         max_batch: int = 256,
         retry_if=None,
         attempts: int = 3,
+        quiet: tuple = (),
     ) -> None:
+        self._quiet = quiet
         self._pool = pool
         self._begin = begin
         self._retry_if = retry_if
@@ -107,12 +111,20 @@ class WriteQueue:
                 done.callback(result)
 
     def _failed(self, failure, batch) -> None:
-        _log.failure(
-            "A {backend} write transaction of {count} operations failed",
-            failure,
-            backend=self._backend,
-            count=len(batch),
-        )
+        if self._quiet and failure.check(*self._quiet):
+            _log.warn(
+                "A {backend} write transaction of {count} operations failed: {reason}",
+                backend=self._backend,
+                count=len(batch),
+                reason=failure.getErrorMessage().strip().split("\n")[0],
+            )
+        else:
+            _log.failure(
+                "A {backend} write transaction of {count} operations failed",
+                failure,
+                backend=self._backend,
+                count=len(batch),
+            )
         for _, _, done in batch:
             done.errback(StoreError(f"{self._backend} write failed"))
 

@@ -170,6 +170,7 @@ class PostgreSQLStore(Service):
             self._pool,
             self.backend,
             retry_if=lambda failure: failure.check(*_CONCURRENT) is not None,
+            quiet=(psycopg.OperationalError, ConnectionLost),
         )
         super().startService()
         self._ready().addErrback(lambda _: None)
