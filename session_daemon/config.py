@@ -44,7 +44,16 @@ SETTINGS = [
         "4",
         "Threads or connections of the store.",
     ),
+    Setting(
+        "log-format",
+        "LOG_FORMAT",
+        "text",
+        "Log lines as readable text, or json (one object a line).",
+    ),
 ]
+
+#: The values LOG_FORMAT may take.
+LOG_FORMATS = ("text", "json")
 
 
 @frozen
@@ -57,6 +66,7 @@ class Settings:
     listen: str
     store: str
     store_pool_size: int
+    log_format: str = "text"
 
     @property
     def body_limit(self) -> int:
@@ -72,6 +82,7 @@ class Settings:
             "LISTEN": self.listen,
             "STORE": redact(self.store),
             "STORE_POOL_SIZE": str(self.store_pool_size),
+            "LOG_FORMAT": self.log_format,
         }
 
 
@@ -134,6 +145,7 @@ def resolve(
         listen=listen,
         store=store,
         store_pool_size=pool_size,
+        log_format=_log_format("LOG_FORMAT", raw["LOG_FORMAT"]),
     )
 
 
@@ -170,6 +182,13 @@ def _boolean(variable: str, value: str) -> bool:
     if folded in _FALSE:
         return False
     raise ConfigError(f"{variable}={value!r} is not true or false")
+
+
+def _log_format(variable: str, value: str) -> str:
+    folded = value.strip().lower()
+    if folded not in LOG_FORMATS:
+        raise ConfigError(f"{variable}={value!r} is not text or json")
+    return folded
 
 
 def _check_endpoint(variable: str, description: str) -> None:

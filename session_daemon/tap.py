@@ -28,6 +28,8 @@ class Options(usage.Options):
             self.settings = resolve(flags, os.environ, read_dotenv())
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        if self.settings.log_format == "json" and self.parent is not None:
+            _log_json_under(self.parent)
 
     def parseOptions(self, options=None) -> None:
         try:
@@ -38,6 +40,24 @@ class Options(usage.Options):
             # Under twistd, a UsageError prints twistd's whole help before the
             # reason; an operator should see the reason alone.
             raise SystemExit(f"session-worker: {e}") from None
+
+
+def _log_json_under(twistd: usage.Options) -> None:
+    """
+    Have twistd log through the JSON observer, unless its own --logger was
+    given: twistd builds its observer before any service starts, from the
+    name in its C{logger} option, which it resolves after our options.
+    """
+    if twistd.get("logger") is not None:
+        return
+    # XXX: JSON lines go to standard output only; rather than lose them to
+    # /dev/null in a daemon or write text to a --logfile, refuse to start.
+    if not twistd.get("nodaemon", True) or twistd.get("logfile") not in (None, "-"):
+        raise usage.UsageError(
+            "LOG_FORMAT=json writes to standard output: run twistd with -n "
+            "(--nodaemon) and without --logfile"
+        )
+    twistd["logger"] = "session_daemon.logs.json_observer"
 
 
 def makeService(options: Options) -> WorkerService:
