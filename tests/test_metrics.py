@@ -153,12 +153,14 @@ async def test_latency_is_observed_per_route_template(worker):
 
 
 @pytest_twisted.ensureDeferred
-async def test_build_information(worker):
+async def test_requests_in_flight_and_build_information(worker):
     assert await _status(worker, "GET", "/ping") == 200
 
     _, exposition = await _call(worker, "GET", "/metrics")
     samples = _samples(exposition)
 
+    # The scrape itself is the one request in flight while it is answered.
+    assert samples["session_worker_http_requests_in_flight", ()] == 1
     build = [labels for name, labels in samples if name == "session_worker_build_info"]
     assert len(build) == 1
     assert dict(build[0])["version"] == __version__
