@@ -3,7 +3,9 @@ Two workers on one PostgreSQL database, over real HTTP: the same answers
 through either, and the database stopped and started under load.
 """
 
+import http.client
 import json
+import signal
 import time
 
 import pytest
@@ -16,7 +18,7 @@ from twisted.internet.threads import deferToThread
 
 from tests import postgres
 from tests.corpus import INSTANCE_NAMES, KEYS
-from tests.worker import InProcessWorker
+from tests.worker import InProcessWorker, TwistdWorker, free_port
 
 TOKEN = "two-workers-token"
 AUTH = {"apikey": TOKEN}
@@ -190,3 +192,43 @@ async def test_the_database_stopped_and_started_under_load(workers, server_resta
     for key in load.attempted.keys() - load.acknowledged.keys():
         status, body = await _call(workers[0], "GET", f"/session/g/i/{key}")
         assert status == 404 or body == load.attempted[key].encode()
+
+
+def _get(port: int, path: str, headers=None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_twistd_starts_while_the_database_is_away(tmp_path):
+    """The worker serves 503 until PostgreSQL lets it in, then serves."""
+    url = postgres.database_url()
+    postgres.allow_connections()
+    postgres.empty(url)
+    postgres.refuse_connections()
+    password_url = url.replace("postgres@", "postgres:hunter2@", 1)
+    worker = TwistdWorker(
+        tmp_path, free_port(), GLOBAL_AUTH_TOKEN=TOKEN, STORE=password_url
+    )
+    try:
+        worker.start()
+        assert _get(worker.port, "/health")[0] == 503
+        status, body = _get(worker.port, "/session/g/list-instances", AUTH)
+        assert (status, json.loads(body)["error"]) == (503, "unavailable")
+
+        postgres.allow_connections()
+        deadline = time.monotonic() + 10
+        while _get(worker.port, "/health")[0] != 200:
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.1)
+        assert _get(worker.port, "/session/g/list-instances", AUTH) == (200, b"[]")
+    finally:
+        postgres.allow_connections()
+        # twistd ends a graceful stop by dying of the SIGTERM it handled.
+        assert worker.stop() == -signal.SIGTERM
+    assert "hunter2" not in worker.log()
+    assert "postgres:***@" in worker.log()
