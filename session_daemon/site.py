@@ -9,7 +9,7 @@ from io import BytesIO
 
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import ITCPTransport
+from twisted.internet.interfaces import ISSLTransport, ITCPTransport
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
@@ -57,7 +57,18 @@ class BoundedChannel(HTTPChannel):
         self.setTimeout(None)
         self.transport.write(_raw_answer(error))
 
-        if ITCPTransport.providedBy(self.transport):
+        if ISSLTransport.providedBy(self.transport):
+            # TLS claims ITCPTransport too, and its loseWriteConnection is
+            # the raw socket's: a FIN beneath TLS, without close_notify, that
+            # clients cannot tell from a truncated answer.  TLS's own close
+            # is already a half-close: close_notify goes after the answer,
+            # and what the client still sends is read and dropped until its
+            # own close_notify; the linger bounds that wait.
+            self.loseConnection()
+            self._linger = self.callLater(
+                LINGER_SECONDS, self.transport.abortConnection
+            )
+        elif ITCPTransport.providedBy(self.transport):
             # Closing while the client is still sending makes the kernel
             # reset the connection, which can destroy the answer before the
             # client reads it; so send our FIN, keep reading for a moment.
