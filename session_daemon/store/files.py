@@ -57,6 +57,10 @@ class FilesStore(ThreadedStore):
 
     backend = "files"
 
+    #: Whether starting removes what interrupted writes left; a migration
+    #: source is only read, so it leaves them (they are never listed).
+    clean_at_start = True
+
     def __init__(self, root: str, threads: int = 4, reactor=None) -> None:
         super().__init__(threads, reactor)
         self.root = root
@@ -65,8 +69,13 @@ class FilesStore(ThreadedStore):
     def startService(self) -> None:
         """Create the root if needed, remove what interrupted writes left, start."""
         try:
-            os.makedirs(self.root, mode=_FOLDER_MODE, exist_ok=True)
-            removed = _remove_temporaries(self.root)
+            if self.clean_at_start:
+                os.makedirs(self.root, mode=_FOLDER_MODE, exist_ok=True)
+                removed = _remove_temporaries(self.root)
+            elif not os.path.isdir(self.root):
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder", self.root)
+            else:
+                removed = 0
         except OSError as e:
             raise StoreError(f"cannot open {self.description}: {e}") from None
         if removed:

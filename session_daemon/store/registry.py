@@ -55,6 +55,35 @@ def store_from_description(description: str, threads: int = 4):
     return SCHEMES[scheme](rest, threads)
 
 
+def _go_sqlite(rest: str, threads: int):
+    from session_daemon.store.gosqlite import GoSQLiteStore
+
+    if not rest:
+        raise ValueError("a go-sqlite source needs a folder, as in go-sqlite:instances")
+    return GoSQLiteStore(rest, threads=threads)
+
+
+def _sqlite_source(rest: str, threads: int):
+    from session_daemon.store.gosqlite import SQLiteSource
+
+    if not rest:
+        raise ValueError("a sqlite store needs a file path, as in sqlite:sessions.db")
+    return SQLiteSource(rest, threads=threads)
+
+
+#: How a description names a store to migrate from, where it differs from
+#: a store to serve: a source-only layout, or a store opened read-only.
+SOURCE_SCHEMES = {"go-sqlite": _go_sqlite, "sqlite": _sqlite_source}
+
+
+def source_from_description(description: str, threads: int = 4):
+    """Like L{store_from_description}, also knowing the source-only schemes."""
+    scheme, colon, rest = description.partition(":")
+    if colon and scheme in SOURCE_SCHEMES:
+        return SOURCE_SCHEMES[scheme](rest, threads)
+    return store_from_description(description, threads)
+
+
 def redact(description: str) -> str:
     """C{description} with the password of a URL's user part hidden."""
     return re.sub(r"(//[^/:@]*:)[^/@]*@", r"\1***@", description)

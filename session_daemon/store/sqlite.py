@@ -11,6 +11,8 @@ from zope.interface import implementer
 
 from session_daemon.store import ISessionStore, KeyNotFound, StoreError
 from session_daemon.store.batch import WriteQueue
+from session_daemon.store.legacy import hint_migration
+from session_daemon.store.reads import ReadQueue
 from session_daemon.store.sql import Queries
 
 _log = Logger()
@@ -88,6 +90,7 @@ class SQLiteStore(Service):
         self._threads = threads
         self._reactor = reactor
         self._readers = None
+        self._reads = None
         self._writer = None
         self._writes = None
 
@@ -109,6 +112,7 @@ class SQLiteStore(Service):
                 found=found,
                 version=SCHEMA_VERSION,
             )
+        hint_migration(self.path)
 
         common = dict(
             check_same_thread=False,
@@ -124,6 +128,9 @@ class SQLiteStore(Service):
         self._writer = ConnectionPool(
             "sqlite3", self.path, cp_min=1, cp_max=1, **common
         )
+        # Two lanes measured best: more hand off smaller batches, one lets a
+        # slow read (a large value, a long listing) hold up every other.
+        self._reads = ReadQueue(self._readers, lanes=min(2, self._threads))
         self._writes = WriteQueue(self._writer, self.backend, begin="BEGIN IMMEDIATE")
         super().startService()
 
@@ -178,7 +185,7 @@ class SQLiteStore(Service):
         return self._read(_queries.check)
 
     def _read(self, operation, *args) -> Deferred:
-        d = self._readers.runWithConnection(_with_cursor, operation, *args)
+        d = self._reads.submit(operation, *args)
         d.addErrback(self._failed, operation.__name__)
         return d
 
@@ -193,11 +200,3 @@ def _found(value, key):
     if value is None:
         raise KeyNotFound(key)
     return value
-
-
-def _with_cursor(connection, operation, *args):
-    cursor = connection.cursor()
-    try:
-        return operation(cursor, *args)
-    finally:
-        cursor.close()
