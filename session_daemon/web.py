@@ -50,10 +50,16 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not JSON")
 
 
-def _parse_json(text):
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+def _parse_json(text: str | bytes):
     """Parse strict JSON text (no NaN or Infinity), raising L{ValueError}."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        if isinstance(text, bytes):
+            # UnicodeDecodeError is a ValueError: JSON on the wire is UTF-8.
+            text = text.decode("utf-8")
+        return _decoder.decode(text)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
 
