@@ -6,10 +6,12 @@ Without a reachable server, PostgreSQL tests are skipped with the reason;
 with C{SESSION_WORKER_REQUIRE_PG=1} (as in CI) they fail instead.
 """
 
+import fcntl
 import glob
 import os
 import secrets
 import subprocess
+import tempfile
 import time
 
 import psycopg
@@ -25,8 +27,38 @@ REQUIRED = os.environ.get("SESSION_WORKER_REQUIRE_PG") == "1"
 
 _TABLES = ("session_keys", "session_instances", "session_groups", "session_schema")
 
+#: Runs on this machine share the server: each holds this file locked
+#: (shared) while it uses the server, and a run stops the server only while
+#: it holds the lock alone, so that it never breaks another run's tests.
+LOCK_PATH = os.path.join(tempfile.gettempdir(), "session-worker-tests-pg.lock")
+
 _database: str | None = None
 _unreachable: str | None = None
+_lock = None
+
+
+def _use_server() -> None:
+    global _lock
+    if _lock is None:
+        _lock = open(LOCK_PATH, "a")  # noqa: SIM115 - held until the run ends
+        fcntl.flock(_lock, fcntl.LOCK_SH)
+
+
+def take_server(timeout: float = 180.0) -> None:
+    """Wait (up to C{timeout}) until no other run uses the server."""
+    _use_server()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fcntl.flock(_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(0.2)
+
+
+def give_back_server() -> None:
+    """Let other runs use the server again."""
+    fcntl.flock(_lock, fcntl.LOCK_SH)
 
 
 def _admin(database: str | None = None):
@@ -51,6 +83,7 @@ def database_url() -> str:
     if _unreachable is not None:
         _unavailable(_unreachable)
     if _database is None:
+        _use_server()
         name = f"session_worker_test_{os.getpid()}_{secrets.token_hex(4)}"
         try:
             with _admin() as connection:

@@ -161,6 +161,7 @@ async def test_the_database_stopped_and_started_under_load(workers, server_resta
     await _sleep(1.0)
     before = len(load.acknowledged)
 
+    await deferToThread(postgres.take_server)
     await deferToThread(postgres.stop_server)
     try:
         await _sleep(3.0)
@@ -169,6 +170,7 @@ async def test_the_database_stopped_and_started_under_load(workers, server_resta
             assert (status, json.loads(body)) == (503, {"status": "unavailable"})
     finally:
         await deferToThread(postgres.start_server)
+        postgres.give_back_server()
 
     for worker in workers:
         await _until_healthy(worker, 15)
