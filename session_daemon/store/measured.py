@@ -3,6 +3,7 @@
 import time
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from session_daemon.store import InstanceNotFound, ISessionStore, KeyNotFound
@@ -56,14 +57,11 @@ class MeasuredStore:
         timer = self._timers[operation]
         errors = self._errors[operation]
 
-        def observe(result):
+        def settle(result):
             timer.observe(time.perf_counter() - started)
-            return result
-
-        def count(failure):
-            if not failure.check(*_EXPECTED):
+            if isinstance(result, Failure) and not result.check(*_EXPECTED):
                 errors.inc()
-            return failure
+            return result
 
         try:
             answer = getattr(self.store, operation)(*args)
@@ -72,7 +70,7 @@ class MeasuredStore:
             # raised still failed.
             errors.inc()
             raise
-        return answer.addBoth(observe).addErrback(count)
+        return answer.addBoth(settle)
 
     def create_group(self, group) -> Deferred:
         return self._measure("create_group", group)
