@@ -85,6 +85,8 @@ class Migration:
         self.group = group
         self.report = Report()
         # group -> instance -> keys, as listed in the source.
+        # XXX: every key name is held in memory for the run: some hundred
+        # bytes per key, so tens of millions of keys need gigabytes.
         self._plan: dict[str, dict[str, list[str]]] = {}
         self._skipped: set[tuple[str, str, str]] = set()
 

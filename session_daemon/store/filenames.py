@@ -65,6 +65,9 @@ def decode_name(filename: str) -> str | None:
     except UnicodeError:
         # File names that are not UTF-8 reach Python with surrogates.
         return None
+    # XXX: an old volume's entries that this encoding would have written
+    # differently (a name starting with ".", or holding "%") are not listed,
+    # served or migrated; they are left on disk, untouched.
     if not name or encode_name(name) != filename:
         return None
     return name

@@ -39,6 +39,7 @@ _log = Logger()
 NAME_FILE = ".name"
 
 # Keys are private keys: readable by the worker's user only.
+# XXX: an old Go worker running as another user cannot read what we write.
 _FILE_MODE = 0o600
 _FOLDER_MODE = 0o700
 
@@ -310,6 +311,8 @@ def _remove_folder(parent: str, name: str) -> None:
     except FileNotFoundError:
         return
     _sync_folder(parent)
+    # XXX: a write racing the removal can leave the renamed folder behind;
+    # it is never listed, and takes disk space until the next start.
     shutil.rmtree(doomed, ignore_errors=True)
 
 

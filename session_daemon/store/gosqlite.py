@@ -113,6 +113,8 @@ class GoSQLiteStore(ThreadedStore):
             raise KeyNotFound(key)
         return _value(rows[0][0])
 
+    # XXX: one connection per read: simple and safe across threads, but each
+    # key of a migration pays for opening its instance's database.
     def _query(self, group: str, instance: str, query: str, *args) -> list:
         path = os.path.join(self.root, group, instance + _SUFFIX)
         if not (_plain(group) and _plain(instance) and os.path.isfile(path)):
