@@ -18,6 +18,8 @@ _OWN_KEYS = ("timestamp", "level", "namespace", "message")
 
 #: Field names never written, whatever code logged them: defence in depth,
 #: since the worker itself never logs a token or a stored value.
+# XXX: names are a guess at what a secret is called; a secret logged as a
+# plain string under another name would be written, as text logs would.
 _WITHHELD = frozenset(
     {
         "apikey",

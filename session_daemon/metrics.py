@@ -76,9 +76,12 @@ class WorkerMetrics:
             buckets=REQUEST_BUCKETS,
             registry=self.registry,
         )
+        # XXX: the site counts a request from its first byte until it is
+        # answered or its connection closes, so a request refused with 413
+        # stays in flight while its connection lingers (up to 2 s).
         self.in_flight = Gauge(
             "session_worker_http_requests_in_flight",
-            "Requests received whole and not yet answered.",
+            "Requests begun and not yet answered or abandoned.",
             registry=self.registry,
         )
         self.store_seconds = Histogram(

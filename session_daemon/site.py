@@ -64,6 +64,9 @@ class BoundedChannel(HTTPChannel):
             # is already a half-close: close_notify goes after the answer,
             # and what the client still sends is read and dropped until its
             # own close_notify; the linger bounds that wait.
+            # XXX: unlike over TCP, what the client still sends is decrypted
+            # before it is dropped, for up to LINGER_SECONDS: CPU spent on a
+            # refused body (never memory).
             self.loseConnection()
             self._linger = self.callLater(
                 LINGER_SECONDS, self.transport.abortConnection
