@@ -138,5 +138,6 @@ def no_proxy_env(monkeypatch):
             "PORT",
             "STORE",
             "STORE_POOL_SIZE",
+            "LOG_FORMAT",
         }:
             monkeypatch.delenv(name)
