@@ -51,6 +51,14 @@ MIGRATION_LOCK = 0x5E55_1047
 #: Connection parameters a store URL may override.  They bound how long a
 #: request can wait on a database that has gone away: a refused or silent
 #: connect, a dead peer, a stuck statement.
+# XXX: a host cut off from the network mid-statement is only noticed after
+# tcp_user_timeout or the keepalive probes (5 to 16 seconds), and a server
+# that hangs while its kernel still answers TCP (a frozen postmaster) not at
+# all: requests in flight wait that long, or until it thaws, instead of
+# getting their 503 within the 2 seconds a stopped server costs.
+# XXX: each pending connect holds one of the pool's threads for up to
+# connect_timeout; with a blackholed host and more requests than threads,
+# later requests queue behind them and take a multiple of 2 seconds.
 CONNECTION_DEFAULTS = {
     "connect_timeout": "2",
     "keepalives": "1",
@@ -118,6 +126,11 @@ def migrate(cursor) -> int:
 
 class _Connection(Connection):
     """A pooled connection, dropped without ceremony once it is broken."""
+
+    # XXX: a connection the server closed while it sat idle in the pool is
+    # only found dead when next used, so after a database restart each
+    # pooled connection still open fails one request (503) before it is
+    # replaced.
 
     def rollback(self) -> None:
         # adbapi would try a rollback and a probe query on a dead connection
