@@ -10,17 +10,15 @@ so that no key outlives its instance.
 import psycopg
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from twisted.application.service import Service
 from twisted.enterprise.adbapi import Connection, ConnectionLost, ConnectionPool
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from session_daemon.store import ISessionStore, KeyNotFound, StoreError
+from session_daemon.store import StoreError
 from session_daemon.store.batch import WriteQueue
 from session_daemon.store.registry import redact
-from session_daemon.store.sql import Queries
+from session_daemon.store.sql import Queries, SQLStore
 
 _log = Logger()
 
@@ -76,8 +74,6 @@ _CONCURRENT = (
     errors.SerializationFailure,
     errors.ForeignKeyViolation,
 )
-
-_queries = Queries("%s", instance_lock="FOR KEY SHARE", cascade=True)
 
 
 def connection_string(url: str) -> str:
@@ -148,8 +144,7 @@ class _Pool(ConnectionPool):
     connectionFactory = _Connection
 
 
-@implementer(ISessionStore)
-class PostgreSQLStore(Service):
+class PostgreSQLStore(SQLStore):
     """
     Groups, instances and keys in a PostgreSQL database.
 
@@ -161,6 +156,7 @@ class PostgreSQLStore(Service):
     """
 
     backend = "postgresql"
+    queries = Queries("%s", instance_lock="FOR KEY SHARE", cascade=True)
 
     def __init__(self, url: str, pool_size: int = 4, reactor=None) -> None:
         self.description = redact(url)
@@ -195,49 +191,10 @@ class PostgreSQLStore(Service):
         d.addCallback(lambda _: self._pool.close())
         return d
 
-    # Writes.
-
-    def create_group(self, group) -> Deferred:
-        return self._write(_queries.create_group, group)
-
-    def delete_group(self, group) -> Deferred:
-        return self._write(_queries.delete_group, group)
-
-    def create_instance(self, group, instance) -> Deferred:
-        return self._write(_queries.create_instance, group, instance)
-
-    def delete_instance(self, group, instance) -> Deferred:
-        return self._write(_queries.delete_instance, group, instance)
-
-    def write_key(self, group, instance, key, value) -> Deferred:
-        return self._write(_queries.write_key, group, instance, key, value)
-
-    def delete_key(self, group, instance, key) -> Deferred:
-        return self._write(_queries.delete_key, group, instance, key)
-
     def _write(self, operation, *args) -> Deferred:
         d = self._ready()
         d.addCallback(lambda _: self._writes.submit(operation, *args))
         return d
-
-    # Reads.
-
-    def list_groups(self) -> Deferred:
-        return self._read(_queries.list_groups)
-
-    def list_instances(self, group) -> Deferred:
-        return self._read(_queries.list_instances, group)
-
-    def list_keys(self, group, instance) -> Deferred:
-        return self._read(_queries.list_keys, group, instance)
-
-    def read_key(self, group, instance, key) -> Deferred:
-        d = self._read(_queries.read_key, group, instance, key)
-        d.addCallback(_found, key)
-        return d
-
-    def check(self) -> Deferred:
-        return self._read(_queries.check)
 
     def _read(self, operation, *args) -> Deferred:
         d = self._ready()
@@ -302,12 +259,6 @@ class PostgreSQLStore(Service):
 def _first_line(failure: Failure) -> str:
     lines = failure.getErrorMessage().strip().splitlines()
     return lines[0] if lines else failure.type.__name__
-
-
-def _found(value, key):
-    if value is None:
-        raise KeyNotFound(key)
-    return value
 
 
 def _with_cursor(connection, operation, *args):

@@ -11,7 +11,11 @@ cascade deletes (then removing an instance or group is one statement, taking
 the instance's lock before its keys', the order writers take them in).
 """
 
-from session_daemon.store import InstanceNotFound
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from session_daemon.store import InstanceNotFound, ISessionStore, KeyNotFound
 
 _QUERIES = {
     "create_group": (
@@ -124,3 +128,63 @@ class Queries:
     def check(self, cursor):
         cursor.execute(self._sql["check"])
         cursor.fetchall()
+
+
+@implementer(ISessionStore)
+class SQLStore(Service):
+    """
+    The store interface over L{Queries}, for every relational backend: a
+    backend sets C{queries} and says how an operation is written (in a
+    transaction) and read.
+    """
+
+    queries: Queries
+
+    def _write(self, operation, *args) -> Deferred:
+        """Run C{operation(cursor, *args)} in a write transaction."""
+        raise NotImplementedError
+
+    def _read(self, operation, *args) -> Deferred:
+        """Run C{operation(cursor, *args)} as a read."""
+        raise NotImplementedError
+
+    def create_group(self, group) -> Deferred:
+        return self._write(self.queries.create_group, group)
+
+    def delete_group(self, group) -> Deferred:
+        return self._write(self.queries.delete_group, group)
+
+    def create_instance(self, group, instance) -> Deferred:
+        return self._write(self.queries.create_instance, group, instance)
+
+    def delete_instance(self, group, instance) -> Deferred:
+        return self._write(self.queries.delete_instance, group, instance)
+
+    def write_key(self, group, instance, key, value) -> Deferred:
+        return self._write(self.queries.write_key, group, instance, key, value)
+
+    def delete_key(self, group, instance, key) -> Deferred:
+        return self._write(self.queries.delete_key, group, instance, key)
+
+    def list_groups(self) -> Deferred:
+        return self._read(self.queries.list_groups)
+
+    def list_instances(self, group) -> Deferred:
+        return self._read(self.queries.list_instances, group)
+
+    def list_keys(self, group, instance) -> Deferred:
+        return self._read(self.queries.list_keys, group, instance)
+
+    def read_key(self, group, instance, key) -> Deferred:
+        d = self._read(self.queries.read_key, group, instance, key)
+        d.addCallback(_found, key)
+        return d
+
+    def check(self) -> Deferred:
+        return self._read(self.queries.check)
+
+
+def _found(value, key):
+    if value is None:
+        raise KeyNotFound(key)
+    return value

@@ -3,17 +3,15 @@
 import os
 import sqlite3
 
-from twisted.application.service import Service
 from twisted.enterprise.adbapi import ConnectionPool
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from zope.interface import implementer
 
-from session_daemon.store import ISessionStore, KeyNotFound, StoreError
+from session_daemon.store import StoreError
 from session_daemon.store.batch import WriteQueue
 from session_daemon.store.legacy import hint_migration
 from session_daemon.store.reads import ReadQueue
-from session_daemon.store.sql import Queries
+from session_daemon.store.sql import Queries, SQLStore
 
 _log = Logger()
 
@@ -34,8 +32,6 @@ MIGRATIONS = {
     ],
 }
 SCHEMA_VERSION = max(MIGRATIONS)
-
-_queries = Queries("?")
 
 
 def migrate(path: str) -> int:
@@ -71,8 +67,7 @@ def _configure(connection) -> None:
     connection.execute("PRAGMA busy_timeout=5000")
 
 
-@implementer(ISessionStore)
-class SQLiteStore(Service):
+class SQLiteStore(SQLStore):
     """
     Groups, instances and keys in one SQLite file.
 
@@ -83,6 +78,7 @@ class SQLiteStore(Service):
     """
 
     backend = "sqlite"
+    queries = Queries("?")
 
     def __init__(self, path: str, threads: int = 4, reactor=None) -> None:
         self.path = path
@@ -145,44 +141,8 @@ class SQLiteStore(Service):
         self._readers.close()
         self._writer.close()
 
-    # Writes.
-
-    def create_group(self, group) -> Deferred:
-        return self._writes.submit(_queries.create_group, group)
-
-    def delete_group(self, group) -> Deferred:
-        return self._writes.submit(_queries.delete_group, group)
-
-    def create_instance(self, group, instance) -> Deferred:
-        return self._writes.submit(_queries.create_instance, group, instance)
-
-    def delete_instance(self, group, instance) -> Deferred:
-        return self._writes.submit(_queries.delete_instance, group, instance)
-
-    def write_key(self, group, instance, key, value) -> Deferred:
-        return self._writes.submit(_queries.write_key, group, instance, key, value)
-
-    def delete_key(self, group, instance, key) -> Deferred:
-        return self._writes.submit(_queries.delete_key, group, instance, key)
-
-    # Reads.
-
-    def list_groups(self) -> Deferred:
-        return self._read(_queries.list_groups)
-
-    def list_instances(self, group) -> Deferred:
-        return self._read(_queries.list_instances, group)
-
-    def list_keys(self, group, instance) -> Deferred:
-        return self._read(_queries.list_keys, group, instance)
-
-    def read_key(self, group, instance, key) -> Deferred:
-        d = self._read(_queries.read_key, group, instance, key)
-        d.addCallback(_found, key)
-        return d
-
-    def check(self) -> Deferred:
-        return self._read(_queries.check)
+    def _write(self, operation, *args) -> Deferred:
+        return self._writes.submit(operation, *args)
 
     def _read(self, operation, *args) -> Deferred:
         d = self._reads.submit(operation, *args)
@@ -194,9 +154,3 @@ class SQLiteStore(Service):
             return failure
         _log.failure("SQLite {what} failed", failure, what=what)
         raise StoreError(f"sqlite {what} failed")
-
-
-def _found(value, key):
-    if value is None:
-        raise KeyNotFound(key)
-    return value
