@@ -8,6 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.defer import maybeDeferred
 
+from session_daemon.config import SETTINGS
 from session_daemon.store.files import FilesStore
 from session_daemon.store.memory import MemoryStore
 from session_daemon.store.sqlite import SQLiteStore
@@ -126,18 +127,13 @@ def store(backend):
         pytest_twisted.blockon(maybeDeferred(started.stopService))
 
 
+#: Every variable the worker reads, which a test must not inherit.
+WORKER_VARIABLES = frozenset(setting.variable for setting in SETTINGS)
+
+
 @pytest.fixture
 def no_proxy_env(monkeypatch):
     """An environment without the worker's variables, so tests set their own."""
     for name in list(os.environ):
-        if name in {
-            "GLOBAL_AUTH_TOKEN",
-            "BODY_SIZE",
-            "HTTP_LOGS",
-            "LISTEN",
-            "PORT",
-            "STORE",
-            "STORE_POOL_SIZE",
-            "LOG_FORMAT",
-        }:
+        if name in WORKER_VARIABLES:
             monkeypatch.delenv(name)

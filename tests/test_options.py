@@ -7,6 +7,7 @@ from twisted.python.usage import UsageError
 
 from session_daemon.config import ConfigError, read_dotenv, resolve
 from session_daemon.tap import Options, makeService
+from tests.conftest import WORKER_VARIABLES
 
 
 def _resolve(flags=None, environ=None, dotenv=None):
@@ -128,15 +129,7 @@ def test_options_refuse_a_bad_flag_with_a_usage_error(
 
 def test_help_names_every_variable():
     text = str(Options())
-    for variable in (
-        "GLOBAL_AUTH_TOKEN",
-        "BODY_SIZE",
-        "HTTP_LOGS",
-        "LISTEN",
-        "PORT",
-        "STORE",
-        "STORE_POOL_SIZE",
-    ):
+    for variable in WORKER_VARIABLES:
         assert variable in text
 
 

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from session_daemon.tap import Options, makeService
+from tests.conftest import WORKER_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,17 +59,7 @@ def twistd_environment(**variables: str) -> dict[str, str]:
     environ = {
         name: value
         for name, value in os.environ.items()
-        if name
-        not in {
-            "GLOBAL_AUTH_TOKEN",
-            "BODY_SIZE",
-            "HTTP_LOGS",
-            "LISTEN",
-            "PORT",
-            "STORE",
-            "STORE_POOL_SIZE",
-            "LOG_FORMAT",
-        }
+        if name not in WORKER_VARIABLES
     }
     environ["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
