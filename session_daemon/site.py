@@ -47,6 +47,21 @@ class BoundedChannel(HTTPChannel):
 
     _refused = False
     _linger = None
+    _host = None
+    _peer = None
+
+    # Both addresses are fixed for the life of a connection, yet Twisted asks
+    # the socket again for every request: a system call and a new address
+    # object each time, a few percent of a GET.
+    def getHost(self):
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
+    def getPeer(self):
+        if self._peer is None:
+            self._peer = super().getPeer()
+        return self._peer
 
     def refuse(self, error: APIError) -> None:
         """
