@@ -197,10 +197,11 @@ async def test_connections_cut_by_the_server_are_replaced(database, stores):
     postgres.refuse_connections()
     postgres.allow_connections()
 
-    # Each pooled connection may fail once as it is found dead; after that
-    # every operation is served on a new one.
+    # Each pooled connection may fail once as it is found dead, the readers'
+    # and the writer's; after that every operation is served on a new one.
     for _ in range(6):
         await DeferredList([store.check()], consumeErrors=True)
+    await DeferredList([store.write_key("g", "i", "creds", b"1")], consumeErrors=True)
     await store.write_key("g", "i", "creds", b'"after"')
     assert await store.read_key("g", "i", "creds") == b'"after"'
 

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from session_daemon.store import StoreError
 from session_daemon.store.batch import WriteQueue
+from session_daemon.store.reads import ReadQueue
 from session_daemon.store.registry import redact
 from session_daemon.store.sql import Queries, SQLStore
 
@@ -148,8 +149,10 @@ class PostgreSQLStore(SQLStore):
     """
     Groups, instances and keys in a PostgreSQL database.
 
-    Reads share a pool of C{pool_size} connections; this worker's writes are
-    committed in batches by a L{WriteQueue} on the same pool.  The store
+    Reads share a pool of C{pool_size} connections in autocommit mode (one
+    round trip a read, no transaction to end), the reads that wait sharing a
+    thread hand-off (L{ReadQueue}); this worker's writes are committed in
+    batches by a L{WriteQueue} on a connection of their own.  The store
     starts whether or not the database answers: until it does, every
     operation fails with L{StoreError}, and the first that reaches it
     creates the tables.
@@ -164,6 +167,8 @@ class PostgreSQLStore(SQLStore):
         self._pool_size = pool_size
         self._reactor = reactor
         self._pool = None
+        self._readers = None
+        self._reads = None
         self._writes = None
         self._schema_ready = False
         self._migrating = None
@@ -171,10 +176,24 @@ class PostgreSQLStore(SQLStore):
 
     def startService(self) -> None:
         """Open the pool and try, without waiting, to create the tables."""
-        options = dict(cp_min=1, cp_max=self._pool_size, cp_reconnect=True)
+        options = dict(cp_min=1, cp_reconnect=True, cp_noisy=False)
         if self._reactor is not None:
             options["cp_reactor"] = self._reactor
-        self._pool = _Pool("psycopg", self._conninfo, cp_noisy=False, **options)
+        # The WriteQueue runs one transaction at a time: one connection is
+        # all it can use.
+        self._pool = _Pool("psycopg", self._conninfo, cp_max=1, **options)
+        self._readers = _Pool(
+            "psycopg",
+            self._conninfo,
+            autocommit=True,
+            cp_max=self._pool_size,
+            **options,
+        )
+        self._reads = ReadQueue(
+            self._readers,
+            lanes=min(2, self._pool_size),
+            fatal=(psycopg.OperationalError, psycopg.InterfaceError),
+        )
         self._writes = WriteQueue(
             self._pool,
             self.backend,
@@ -188,8 +207,12 @@ class PostgreSQLStore(SQLStore):
         """Let queued writes commit, then close the pool."""
         super().stopService()
         d = self._writes.drain()
-        d.addCallback(lambda _: self._pool.close())
+        d.addCallback(lambda _: self._close_pools())
         return d
+
+    def _close_pools(self) -> None:
+        self._readers.close()
+        self._pool.close()
 
     def _write(self, operation, *args) -> Deferred:
         d = self._ready()
@@ -198,9 +221,7 @@ class PostgreSQLStore(SQLStore):
 
     def _read(self, operation, *args) -> Deferred:
         d = self._ready()
-        d.addCallback(
-            lambda _: self._pool.runWithConnection(_with_cursor, operation, *args)
-        )
+        d.addCallback(lambda _: self._reads.submit(operation, *args))
         d.addErrback(self._failed, operation.__name__)
         return d
 
@@ -259,11 +280,3 @@ class PostgreSQLStore(SQLStore):
 def _first_line(failure: Failure) -> str:
     lines = failure.getErrorMessage().strip().splitlines()
     return lines[0] if lines else failure.type.__name__
-
-
-def _with_cursor(connection, operation, *args):
-    cursor = connection.cursor()
-    try:
-        return operation(cursor, *args)
-    finally:
-        cursor.close()

@@ -17,12 +17,16 @@ class ReadQueue:
     hand-off instead of thirty.  When the worker is idle a read starts at
     once, alone, so nothing waits for a batch to fill.  An operation is a
     function of a DB-API cursor; an exception it raises fails only its own
-    Deferred.
+    Deferred, except one of the C{fatal} types (a lost connection), which
+    fails the whole batch so that the pool sees it and drops the connection.
     """
 
-    def __init__(self, pool, lanes: int, max_batch: int = 64) -> None:
+    def __init__(
+        self, pool, lanes: int, max_batch: int = 64, fatal: tuple = ()
+    ) -> None:
         self._pool = pool
         self._lanes = lanes
+        self._fatal = fatal
         self._max_batch = max_batch
         self._busy = 0
         self._waiting: deque = deque()
@@ -40,7 +44,7 @@ class ReadQueue:
             batch = [self._waiting.popleft() for _ in range(count)]
             self._busy += 1
             d = self._pool.runWithConnection(
-                _run, [(operation, args) for operation, args, _ in batch]
+                _run, [(operation, args) for operation, args, _ in batch], self._fatal
             )
             d.addCallbacks(self._answered, self._failed, (batch,), None, (batch,))
             d.addBoth(self._lane_free)
@@ -61,13 +65,15 @@ class ReadQueue:
         self._start_lanes()
 
 
-def _run(connection, reads):
+def _run(connection, reads, fatal):
     cursor = connection.cursor()
     results = []
     try:
         for operation, args in reads:
             try:
                 results.append(operation(cursor, *args))
+            except fatal:
+                raise
             except Exception:
                 results.append(Failure())
     finally:
