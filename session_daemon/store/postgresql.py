@@ -166,10 +166,6 @@ class PostgreSQLStore(SQLStore):
         self._conninfo = connection_string(url)
         self._pool_size = pool_size
         self._reactor = reactor
-        self._pool = None
-        self._readers = None
-        self._reads = None
-        self._writes = None
         self._schema_ready = False
         self._migrating = None
         self._waiting_for_schema: list[Deferred] = []
@@ -181,7 +177,7 @@ class PostgreSQLStore(SQLStore):
             options["cp_reactor"] = self._reactor
         # The WriteQueue runs one transaction at a time: one connection is
         # all it can use.
-        self._pool = _Pool("psycopg", self._conninfo, cp_max=1, **options)
+        self._writer = _Pool("psycopg", self._conninfo, cp_max=1, **options)
         self._readers = _Pool(
             "psycopg",
             self._conninfo,
@@ -195,7 +191,7 @@ class PostgreSQLStore(SQLStore):
             fatal=(psycopg.OperationalError, psycopg.InterfaceError),
         )
         self._writes = WriteQueue(
-            self._pool,
+            self._writer,
             self.backend,
             retry_if=lambda failure: failure.check(*_CONCURRENT) is not None,
             quiet=(psycopg.OperationalError, ConnectionLost),
@@ -203,27 +199,13 @@ class PostgreSQLStore(SQLStore):
         super().startService()
         self._ready().addErrback(lambda _: None)
 
-    def stopService(self) -> Deferred:
-        """Let queued writes commit, then close the pool."""
-        super().stopService()
-        d = self._writes.drain()
-        d.addCallback(lambda _: self._close_pools())
-        return d
-
-    def _close_pools(self) -> None:
-        self._readers.close()
-        self._pool.close()
-
     def _write(self, operation, *args) -> Deferred:
-        d = self._ready()
-        d.addCallback(lambda _: self._writes.submit(operation, *args))
-        return d
+        write = super()._write
+        return self._ready().addCallback(lambda _: write(operation, *args))
 
     def _read(self, operation, *args) -> Deferred:
-        d = self._ready()
-        d.addCallback(lambda _: self._reads.submit(operation, *args))
-        d.addErrback(self._failed, operation.__name__)
-        return d
+        read = super()._read
+        return self._ready().addCallback(lambda _: read(operation, *args))
 
     def _failed(self, failure, what: str):
         if failure.check(psycopg.OperationalError, ConnectionLost):
@@ -248,7 +230,7 @@ class PostgreSQLStore(SQLStore):
         waiting = Deferred()
         self._waiting_for_schema.append(waiting)
         if self._migrating is None:
-            self._migrating = self._pool.runInteraction(migrate)
+            self._migrating = self._writer.runInteraction(migrate)
             self._migrating.addBoth(self._migrated)
         return waiting
 

@@ -134,18 +134,39 @@ class Queries:
 class SQLStore(Service):
     """
     The store interface over L{Queries}, for every relational backend: a
-    backend sets C{queries} and says how an operation is written (in a
-    transaction) and read.
+    backend sets C{queries}, opens its pools when started, and says what
+    its driver's errors mean.
     """
 
     queries: Queries
 
+    #: Set by a backend's C{startService}: a pool of reading connections and
+    #: the L{ReadQueue} over it, one writing connection and its L{WriteQueue}.
+    _readers = _reads = _writer = _writes = None
+
+    def stopService(self) -> Deferred:
+        """Let queued writes commit, then close both pools."""
+        super().stopService()
+        d = self._writes.drain()
+        d.addCallback(lambda _: self._close_pools())
+        return d
+
+    def _close_pools(self) -> None:
+        self._readers.close()
+        self._writer.close()
+
     def _write(self, operation, *args) -> Deferred:
         """Run C{operation(cursor, *args)} in a write transaction."""
-        raise NotImplementedError
+        return self._writes.submit(operation, *args)
 
     def _read(self, operation, *args) -> Deferred:
         """Run C{operation(cursor, *args)} as a read."""
+        d = self._reads.submit(operation, *args)
+        d.addErrback(self._failed, operation.__name__)
+        return d
+
+    def _failed(self, failure, what: str):
+        """Turn a driver's error into a logged L{StoreError}."""
         raise NotImplementedError
 
     def create_group(self, group) -> Deferred:

@@ -4,7 +4,6 @@ import os
 import sqlite3
 
 from twisted.enterprise.adbapi import ConnectionPool
-from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from session_daemon.store import StoreError
@@ -85,10 +84,6 @@ class SQLiteStore(SQLStore):
         self.description = f"sqlite:{path}"
         self._threads = threads
         self._reactor = reactor
-        self._readers = None
-        self._reads = None
-        self._writer = None
-        self._writes = None
 
     def startService(self) -> None:
         """Create the file and its folder if needed, migrate it, open pools."""
@@ -129,25 +124,6 @@ class SQLiteStore(SQLStore):
         self._reads = ReadQueue(self._readers, lanes=min(2, self._threads))
         self._writes = WriteQueue(self._writer, self.backend, begin="BEGIN IMMEDIATE")
         super().startService()
-
-    def stopService(self) -> Deferred:
-        """Let queued writes commit, then close both pools."""
-        super().stopService()
-        d = self._writes.drain()
-        d.addCallback(lambda _: self._close_pools())
-        return d
-
-    def _close_pools(self) -> None:
-        self._readers.close()
-        self._writer.close()
-
-    def _write(self, operation, *args) -> Deferred:
-        return self._writes.submit(operation, *args)
-
-    def _read(self, operation, *args) -> Deferred:
-        d = self._reads.submit(operation, *args)
-        d.addErrback(self._failed, operation.__name__)
-        return d
 
     def _failed(self, failure, what: str):
         if not failure.check(sqlite3.Error):
