@@ -8,12 +8,11 @@ import socket
 
 import pytest
 import pytest_twisted
-import treq
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.threads import deferToThread
 
 from tests.corpus import KEYS
-from tests.worker import InProcessWorker
+from tests.worker import InProcessWorker, call
 
 TOKEN = "end-to-end-token"
 AUTH = {"apikey": TOKEN}
@@ -35,11 +34,7 @@ def worker(tmp_path, store_path, monkeypatch, no_proxy_env):
 
 
 async def _call(worker, method, path, body=None, headers=AUTH):
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    response = await treq.request(
-        method, worker.url + path, data=data, headers=headers, persistent=False
-    )
-    return response.code, await response.content()
+    return await call(worker, method, path, body, headers)
 
 
 async def _pair(worker, group="g", instance="i"):

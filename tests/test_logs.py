@@ -3,7 +3,6 @@ LOG_FORMAT=json: every log line one JSON object for log shippers, the token
 and stored values kept out; text stays the default.
 """
 
-import http.client
 import io
 import json
 
@@ -15,7 +14,7 @@ from twisted.scripts.twistd import ServerOptions
 
 from session_daemon.config import ConfigError, resolve
 from session_daemon.logs import json_observer
-from tests.worker import TwistdWorker, free_port
+from tests.worker import TwistdWorker, free_port, request
 
 TOKEN = "json-logs-token-5f0c2d9e"
 #: A value written through the API: it must not reach the log either.
@@ -153,15 +152,8 @@ def test_json_logs_refuse_a_destination_other_than_standard_output(twistd_env, a
 # The real thing: twistd in a process of its own.
 
 
-def _request(port, method, path, body=None):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        connection.request(method, path, body=data, headers={"apikey": TOKEN})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+def _request(port, method, path, body=None, timeout=10):
+    return request(port, TOKEN, method, path, body, timeout)
 
 
 def test_a_twistd_worker_writes_only_json_lines_without_token_or_values(tmp_path):

@@ -7,7 +7,6 @@ import json
 
 import pytest
 import pytest_twisted
-import treq
 from prometheus_client.parser import text_string_to_metric_families
 from treq.testing import StubTreq
 
@@ -17,7 +16,7 @@ from session_daemon.store import KeyNotFound, StoreError
 from session_daemon.store.measured import OPERATIONS, MeasuredStore
 from session_daemon.store.memory import MemoryStore
 from session_daemon.web import SessionAPI
-from tests.worker import InProcessWorker
+from tests.worker import InProcessWorker, call
 
 TOKEN = "metrics-s3cret-token"
 AUTH = {"apikey": TOKEN}
@@ -58,11 +57,7 @@ def worker(tmp_path, monkeypatch, no_proxy_env):
 
 
 async def _call(worker, method, path, body=None, headers=AUTH):
-    data = json.dumps(body).encode() if isinstance(body, dict) else body
-    response = await treq.request(
-        method, worker.url + path, data=data, headers=headers, persistent=False
-    )
-    return response.code, await response.content()
+    return await call(worker, method, path, body, headers)
 
 
 async def _status(worker, method, path, body=None, headers=AUTH) -> int:

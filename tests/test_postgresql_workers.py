@@ -10,7 +10,6 @@ import time
 
 import pytest
 import pytest_twisted
-import treq
 from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.task import deferLater
@@ -18,7 +17,7 @@ from twisted.internet.threads import deferToThread
 
 from tests import postgres
 from tests.corpus import INSTANCE_NAMES, KEYS
-from tests.worker import InProcessWorker, TwistdWorker, free_port
+from tests.worker import InProcessWorker, TwistdWorker, call, free_port
 
 TOKEN = "two-workers-token"
 AUTH = {"apikey": TOKEN}
@@ -38,11 +37,7 @@ def workers(tmp_path, monkeypatch, no_proxy_env):
 
 
 async def _call(worker, method, path, body=None, headers=AUTH):
-    data = json.dumps(body).encode() if body is not None else None
-    response = await treq.request(
-        method, worker.url + path, data=data, headers=headers, persistent=False
-    )
-    return response.code, await response.content()
+    return await call(worker, method, path, body, headers)
 
 
 def _sleep(seconds: float):

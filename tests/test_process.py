@@ -4,7 +4,6 @@ its own, started, stopped with SIGTERM, and killed with SIGKILL.
 """
 
 import hashlib
-import http.client
 import json
 import signal
 import socket
@@ -14,7 +13,7 @@ import time
 
 import pytest
 
-from tests.worker import TWISTD, TwistdWorker, free_port, twistd_environment
+from tests.worker import TWISTD, TwistdWorker, free_port, request, twistd_environment
 
 TOKEN = "process-token-0123456789"
 
@@ -23,14 +22,7 @@ STOPPED_BY_SIGTERM = -signal.SIGTERM
 
 
 def _request(port, method, path, body=None, timeout=10):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        data = json.dumps(body).encode() if body is not None else None
-        connection.request(method, path, body=data, headers={"apikey": TOKEN})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
+    return request(port, TOKEN, method, path, body, timeout)
 
 
 def _refusal(tmp_path, **variables):

@@ -1,12 +1,15 @@
 """Real workers for tests: in this process on a loopback port, or under twistd."""
 
 import http.client
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import treq
 
 from session_daemon.tap import Options, makeService
 from tests.conftest import WORKER_VARIABLES
@@ -131,3 +134,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def call(worker, method, path, body=None, headers=None):
+    """
+    One request to a running worker over real HTTP, with treq; C{body} is
+    sent as JSON unless it is bytes.  Fires with (status, body bytes).
+    """
+    data = (
+        body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
+    )
+    response = await treq.request(
+        method, worker.url + path, data=data, headers=headers, persistent=False
+    )
+    return response.code, await response.content()
+
+
+def request(port, token, method, path, body=None, timeout=10):
+    """The same, blocking, with http.client: for tests that run no reactor."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        connection.request(method, path, body=data, headers={"apikey": token})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
