@@ -28,7 +28,7 @@ LINGER_SECONDS = 2.0
 def _raw_answer(error: APIError) -> bytes:
     """A complete HTTP response refusing a request, closing its connection."""
     body = json.dumps(error.as_json()).encode("utf-8")
-    reason = {413: b"Payload Too Large"}.get(error.status, b"Refused")
+    reason = {400: b"Bad Request", 413: b"Payload Too Large"}[error.status]
     head = b"\r\n".join(
         [
             b"HTTP/1.1 %d %s" % (error.status, reason),
@@ -70,6 +70,8 @@ class BoundedChannel(HTTPChannel):
         """
         self._refused = True
         self.setTimeout(None)
+        # Stop parsing what is already buffered too, not only what comes.
+        self.clearLineBuffer()
         self.transport.write(_raw_answer(error))
 
         if ISSLTransport.providedBy(self.transport):
@@ -99,6 +101,15 @@ class BoundedChannel(HTTPChannel):
         if self._refused:
             return
         super().dataReceived(data)
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        # Twisted's answer to a request it cannot parse (a garbled request
+        # line, too many headers, a broken chunk) is a bare 400, and to an
+        # over-long line none at all; every refusal of ours is JSON.
+        self.refuse(BadRequest("the request is not valid HTTP"))
+
+    def lineLengthExceeded(self, line) -> None:
+        self.refuse(BadRequest("a line of the request head is too long"))
 
     def connectionMade(self) -> None:
         super().connectionMade()

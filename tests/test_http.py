@@ -292,3 +292,30 @@ async def test_a_connection_stays_usable_between_requests(worker):
 
     answer = await deferToThread(two_requests)
     assert answer.count(b"HTTP/1.1 204") == 2
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"NONSENSE\r\n\r\n",
+        b"GET /ping HTTP/1.1\r\nHost: w\r\nX-Big: " + b"x" * 70_000 + b"\r\n\r\n",
+        b"POST /session HTTP/1.1\r\nHost: w\r\nContent-Length: many\r\n\r\n",
+        b"POST /session HTTP/1.1\r\nHost: w\r\nTransfer-Encoding: chunked"
+        b"\r\n\r\nzz\r\n",
+    ],
+    ids=["request-line", "huge-header", "bad-length", "bad-chunk"],
+)
+@pytest_twisted.ensureDeferred
+async def test_a_request_that_is_not_http_gets_a_json_400(worker, garbage):
+    def send():
+        with socket.create_connection(("127.0.0.1", worker.port), timeout=5) as s:
+            s.sendall(garbage)
+            answer = b""
+            while data := s.recv(65536):
+                answer += data
+            return answer
+
+    status, headers, body = _status_and_body(await deferToThread(send))
+    assert status == 400
+    assert b"application/json" in headers
+    assert json.loads(body)["error"] == "bad_request"
