@@ -20,6 +20,9 @@ from session_daemon.web import route_of_path
 
 _log = Logger()
 
+#: How long a connection may stay silent before it is closed.
+IDLE_SECONDS = 75
+
 #: How long a refused connection is kept reading (and dropping) what the
 #: client still sends, so that it can read the refusal before we close.
 LINGER_SECONDS = 2.0
@@ -200,9 +203,17 @@ class SessionSite(Site):
     noisy = False
 
     def __init__(
-        self, resource, body_limit: int, access_log: bool = False, metrics=None
+        self,
+        resource,
+        body_limit: int,
+        access_log: bool = False,
+        metrics=None,
+        idle_seconds: float = IDLE_SECONDS,
     ):
-        super().__init__(resource)
+        # A connection idle (or a request stalled) this long is closed;
+        # Twisted's default is twelve hours, long enough for a slow client
+        # to hold connections open for nothing.
+        super().__init__(resource, timeout=idle_seconds)
         self.body_limit = body_limit
         self.access_log = access_log
         self.metrics = metrics

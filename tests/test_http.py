@@ -5,12 +5,17 @@ SQLite file, real HTTP clients.
 
 import json
 import socket
+import time
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
 from twisted.internet.defer import ensureDeferred, gatherResults
 from twisted.internet.threads import deferToThread
 
+from session_daemon.site import SessionSite
+from session_daemon.store.memory import MemoryStore
+from session_daemon.web import SessionAPI
 from tests.corpus import KEYS
 from tests.worker import InProcessWorker, call
 
@@ -319,3 +324,23 @@ async def test_a_request_that_is_not_http_gets_a_json_400(worker, garbage):
     assert status == 400
     assert b"application/json" in headers
     assert json.loads(body)["error"] == "bad_request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_silent_connection_is_closed():
+    """A client that connects and sends nothing does not hold a connection."""
+    api = SessionAPI(MemoryStore(), TOKEN.encode())
+    site = SessionSite(api.resource(), body_limit=LIMIT, idle_seconds=0.5)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+
+    def wait_for_close():
+        with socket.create_connection(("127.0.0.1", port.getHost().port)) as s:
+            s.settimeout(10)
+            began = time.monotonic()
+            assert s.recv(1024) == b""
+            return time.monotonic() - began
+
+    try:
+        assert 0.3 < await deferToThread(wait_for_close) < 5
+    finally:
+        await port.stopListening()
