@@ -18,8 +18,17 @@ from session_daemon.web import SessionAPI
 class Options(usage.Options):
     """Flags for ``twistd session-worker``; each beats its environment variable."""
 
+    # Defaults stay None here so that an unset flag falls through to the
+    # environment; the help states the real default instead.
     optParameters = [
-        [s.name, None, None, f"{s.help} [env: {s.variable}]"] for s in SETTINGS
+        [
+            s.name,
+            None,
+            None,
+            f"{s.help} [env: {s.variable}"
+            + (f"; default: {s.default}]" if s.default is not None else "]"),
+        ]
+        for s in SETTINGS
     ]
 
     def postOptions(self) -> None:
