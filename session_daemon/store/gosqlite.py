@@ -14,7 +14,7 @@ import os
 import sqlite3
 from urllib.request import pathname2url
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from session_daemon.store import (
@@ -24,7 +24,7 @@ from session_daemon.store import (
     StoreError,
 )
 from session_daemon.store.sql import Queries
-from session_daemon.store.threaded import ThreadedStore
+from session_daemon.store.threaded import ReadOnlyStore
 
 _SUFFIX = ".db"
 
@@ -32,7 +32,7 @@ _queries = Queries("?")
 
 
 @implementer(ISessionStore)
-class GoSQLiteStore(ThreadedStore):
+class GoSQLiteStore(ReadOnlyStore):
     """The groups, instances and latest key values of a Go sqlite volume."""
 
     backend = "go-sqlite"
@@ -47,12 +47,6 @@ class GoSQLiteStore(ThreadedStore):
         if not os.path.isdir(self.root):
             raise StoreError(f"cannot open {self.description}: not a folder")
         super().startService()
-
-    def _read_only(self, *args) -> Deferred:
-        return fail(StoreError(f"{self.description} is read-only"))
-
-    create_group = delete_group = create_instance = delete_instance = _read_only
-    write_key = delete_key = _read_only
 
     def list_groups(self) -> Deferred:
         return self._run(self._list_groups)
@@ -152,7 +146,7 @@ def _value(content) -> bytes:
 
 
 @implementer(ISessionStore)
-class SQLiteSource(ThreadedStore):
+class SQLiteSource(ReadOnlyStore):
     """
     Our own SQLite store, opened read-only as a migration source: unlike
     L{session_daemon.store.sqlite.SQLiteStore}, it neither creates the file
@@ -171,12 +165,6 @@ class SQLiteSource(ThreadedStore):
         if not os.path.isfile(self.path):
             raise StoreError(f"cannot open {self.description}: no such file")
         super().startService()
-
-    def _read_only(self, *args) -> Deferred:
-        return fail(StoreError(f"{self.description} is opened read-only"))
-
-    create_group = delete_group = create_instance = delete_instance = _read_only
-    write_key = delete_key = _read_only
 
     def list_groups(self) -> Deferred:
         return self._run(self._query, _queries.list_groups)

@@ -1,7 +1,7 @@
 """The base of the stores whose blocking work runs in a thread pool of their own."""
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
@@ -60,3 +60,13 @@ class ThreadedStore(Service):
             "{backend} store: {what} failed", failure, backend=self.backend, what=what
         )
         raise StoreError(f"{self.backend} {what} failed")
+
+
+class ReadOnlyStore(ThreadedStore):
+    """A threaded store opened only to be read: a migration source."""
+
+    def _read_only(self, *args) -> Deferred:
+        return fail(StoreError(f"{self.description} is opened read-only"))
+
+    create_group = delete_group = create_instance = delete_instance = _read_only
+    write_key = delete_key = _read_only
